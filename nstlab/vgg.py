@@ -1,0 +1,368 @@
+"""VGG19 as a frozen feature extractor, with the layer names of the papers.
+
+``VGGFeatures(["relu1_1", "relu3_1", "conv4_2"])`` returns those activations for an image batch
+in [0, 1], running the network only as deep as the deepest requested layer.
+
+Weights (argument ``weights``, or the ``NSTLAB_WEIGHTS`` environment variable):
+
+- ``"imagenet"``: torchvision's ``VGG19_Weights.IMAGENET1K_V1``, through the torch hub cache.
+- a path to a state-dict file (torchvision's full VGG19 file, or one holding only ``features.*``).
+- ``"random"``: a seeded, untrained VGG19 (it still transfers colour and texture; every picture
+  made with it must say so).
+- ``"auto"``: ImageNet if it can be loaded, else random with a visible warning.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torchvision.models import VGG19_Weights
+from torchvision.models.vgg import cfgs, make_layers
+
+from .settings import default_device
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RANDOM_SEED = 0
+"""Seed of the ``"random"`` weights: the same untrained network on every machine."""
+
+
+def _layer_names() -> list[str]:
+    """Names of the 37 modules of torchvision's ``vgg19().features``, in order."""
+    names: list[str] = []
+    block, index = 1, 1
+    for item in cfgs["E"]:
+        if item == "M":
+            names.append(f"pool{block}")
+            block, index = block + 1, 1
+        else:
+            names += [f"conv{block}_{index}", f"relu{block}_{index}"]
+            index += 1
+    return names
+
+
+VGG19_LAYERS: list[str] = _layer_names()
+CONV_LAYERS: list[str] = [n for n in VGG19_LAYERS if n.startswith("conv")]
+RELU_LAYERS: list[str] = [n for n in VGG19_LAYERS if n.startswith("relu")]
+POOLINGS = ("max", "avg")
+
+
+class WeightsUnavailableError(RuntimeError):
+    """The requested VGG19 weights could not be loaded; the message says how to fix it."""
+
+
+class RandomWeightsWarning(UserWarning):
+    """Shown when ``weights="auto"`` falls back to an untrained network."""
+
+
+# --- choosing and loading weights --------------------------------------------------------------
+
+
+def resolve_weights(weights: str | os.PathLike | None = None) -> str:
+    """The weights to use: ``None`` and ``"auto"`` follow ``NSTLAB_WEIGHTS`` if it is set.
+
+    Returns ``"imagenet"``, ``"random"``, ``"auto"`` or a file path (as a string).
+    """
+    if weights is None or weights == "auto":
+        env = os.environ.get("NSTLAB_WEIGHTS", "").strip()
+        weights = env or ("auto" if weights == "auto" else "imagenet")
+    weights = str(weights)
+    if weights in ("imagenet", "random", "auto"):
+        return weights
+    if not Path(weights).is_file():
+        raise WeightsUnavailableError(
+            f"weights={weights!r} is neither 'imagenet', 'random', 'auto' nor an existing state-dict file"
+        )
+    return weights
+
+
+def imagenet_checkpoint_path() -> Path:
+    """Where torch hub keeps (or will keep) the ImageNet VGG19 file."""
+    filename = VGG19_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def _features_only(state: dict, source: str) -> dict[str, torch.Tensor]:
+    """Keep the convolutional part of a VGG19 state dict; error naming the missing keys."""
+    if not isinstance(state, dict):
+        raise WeightsUnavailableError(f"{source}: expected a state dict, found {type(state).__name__}")
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    expected = [f"{VGG19_LAYERS.index(c)}.{p}" for c in CONV_LAYERS for p in ("weight", "bias")]
+    prefixed = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    found = prefixed if prefixed else state
+    missing = [f"features.{k}" for k in expected if k not in found]
+    if missing:
+        raise WeightsUnavailableError(
+            f"{source}: not a VGG19 state dict; missing keys: {', '.join(missing[:8])}"
+            + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        )
+    return {k: found[k] for k in expected}
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a VGG19 (or VGG19 ``features``) state dict safely (``weights_only=True``)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip or torch errors: all mean "not a usable checkpoint"
+        raise WeightsUnavailableError(f"{path}: cannot be read as a PyTorch state dict ({err})") from None
+    return _features_only(state, str(path))
+
+
+def load_imagenet_state_dict(progress: bool = True) -> dict[str, torch.Tensor]:
+    """ImageNet VGG19 ``features`` weights via the torch hub cache (downloaded once if possible)."""
+    path = imagenet_checkpoint_path()
+    if path.is_file():
+        return load_state_dict_file(path)
+    try:
+        state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=progress)
+    except Exception as err:  # offline, proxy, disk full: explain how to get going either way
+        raise WeightsUnavailableError(
+            f"could not download the ImageNet VGG19 weights ({type(err).__name__}: {err}).\n"
+            f"  Fix: download {VGG19_Weights.IMAGENET1K_V1.url}\n"
+            f"       and place it at {path}\n"
+            "  or run offline with untrained weights: export NSTLAB_WEIGHTS=random"
+        ) from None
+    return _features_only(state, VGG19_Weights.IMAGENET1K_V1.url)
+
+
+def _random_features() -> nn.Sequential:
+    """VGG19 ``features`` with torchvision's initialisation, seeded with ``RANDOM_SEED``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        features = make_layers(cfgs["E"], batch_norm=False)
+        for module in features:
+            if isinstance(module, nn.Conv2d):  # as torchvision.models.VGG.__init__ does
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+    return features
+
+
+def _build(weights: str, pooling: str) -> tuple[nn.Sequential, str]:
+    """Uncached: the full 37-module VGG19 ``features`` stack and the name of the weights used."""
+    features = _random_features()
+    name = "random"
+    if weights == "auto":
+        try:
+            features.load_state_dict(load_imagenet_state_dict())
+            name = "imagenet"
+        except WeightsUnavailableError as err:
+            warnings.warn(
+                "ImageNet VGG19 weights are not available, so an UNTRAINED (random) VGG19 is used: "
+                f"results show colour and texture transfer only.\n{err}",
+                RandomWeightsWarning,
+                stacklevel=4,
+            )
+    elif weights == "imagenet":
+        features.load_state_dict(load_imagenet_state_dict())
+        name = "imagenet"
+    elif weights != "random":
+        features.load_state_dict(load_state_dict_file(weights))
+        name = weights
+    for i, module in enumerate(features):
+        if isinstance(module, nn.ReLU):
+            features[i] = nn.ReLU(inplace=False)  # conv outputs we return must not be overwritten
+        elif isinstance(module, nn.MaxPool2d) and pooling == "avg":
+            features[i] = nn.AvgPool2d(kernel_size=2, stride=2)
+    features.eval().requires_grad_(False)
+    return features, name
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(weights: str, file_stamp: float, pooling: str) -> tuple[nn.Sequential, str]:
+    return _build(weights, pooling)
+
+
+def vgg19_features(weights: str | os.PathLike | None = None, pooling: str = "max") -> tuple[nn.Sequential, str]:
+    """The frozen full VGG19 ``features`` stack (cached per weights and pooling) and its weights' name.
+
+    The same module object is returned on every call with the same arguments: do not modify it.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    resolved = resolve_weights(weights)
+    stamp = os.path.getmtime(resolved) if Path(resolved).is_file() else 0.0
+    return _cached(resolved, stamp, pooling)
+
+
+def weights_label(weights_name: str) -> str:
+    """A human label for pictures and logs, e.g. ``"VGG19: RANDOM (untrained) weights"``."""
+    if weights_name == "imagenet":
+        return "VGG19: ImageNet weights"
+    if weights_name == "random":
+        return "VGG19: RANDOM (untrained) weights"
+    return f"VGG19: weights from {Path(weights_name).name}"
+
+
+# --- the "normalized VGG" of Gatys et al. --------------------------------------------------------
+
+
+def _conv_relu_pairs(features: nn.Sequential) -> list[tuple[int, int]]:
+    """(conv index, following ReLU index) for each conv layer of a VGG ``features`` stack."""
+    return [(i, i + 1) for i, m in enumerate(features) if isinstance(m, nn.Conv2d)]
+
+
+@torch.no_grad()
+def normalization_scales(features: nn.Sequential, images: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Mean activation of every channel after each conv+ReLU, over positions and images.
+
+    Inputs:
+    - features: a VGG19 ``features`` stack (37 modules).
+    - images: list of (1, 3, H, W) tensors in [0, 1] (each image counts equally).
+    Returns: {"conv1_1": (64,), ..., "conv5_4": (512,)} mean post-ReLU activations.
+    """
+    if not images:
+        raise ValueError("normalization_scales needs at least one image")
+    device = next(features.parameters()).device
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    relu_names = {r: VGG19_LAYERS[c] for c, r in _conv_relu_pairs(features)}
+    sums: dict[str, torch.Tensor] = {}
+    for image in images:
+        x = (image.to(device) - mean) / std
+        for i, module in enumerate(features):
+            x = module(x)
+            if i in relu_names:
+                name = relu_names[i]
+                sums[name] = sums.get(name, 0) + x.mean(dim=(0, 2, 3))
+    return {name: (total / len(images)).cpu() for name, total in sums.items()}
+
+
+def normalize_features(features: nn.Sequential, scales: dict[str, torch.Tensor]) -> nn.Sequential:
+    """A copy of ``features`` whose every conv channel has mean activation 1 on the scale images.
+
+    Each conv's output channel o is divided by its mean m_l[o], and its input channel i is
+    multiplied by the previous layer's m_{l-1}[i] to undo that layer's division: every activation
+    is the original one divided by a positive per-channel constant (ReLU and pooling commute with
+    that), so the network computes the same thing up to scale. Dead channels (m = 0) keep scale 1.
+    """
+    normalized = copy.deepcopy(features)
+    previous: torch.Tensor | None = None
+    for conv_index, _ in _conv_relu_pairs(normalized):
+        conv = normalized[conv_index]
+        m = scales[VGG19_LAYERS[conv_index]].to(conv.weight)
+        m = torch.where(m > 0, m, torch.ones_like(m))
+        weight = conv.weight / m.view(-1, 1, 1, 1)
+        if previous is not None:
+            weight = weight * previous.view(1, -1, 1, 1)
+        conv.weight.copy_(weight)
+        conv.bias.copy_(conv.bias / m)
+        previous = m
+    return normalized
+
+
+def default_normalization_images(size: int = 256) -> list[torch.Tensor]:
+    """The bundled content and style images at ``size`` px: the default set for the scales."""
+    from .images import list_images, sample_image
+
+    names = list_images("content") + list_images("style")
+    return [sample_image(name, max_size=size) for name in names]
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("NSTLAB_CACHE") or Path.home() / ".cache" / "nstlab")
+
+
+def _scales_cache_file(weights_name: str, pooling: str) -> Path:
+    if weights_name in ("imagenet", "random"):
+        tag = weights_name
+    else:
+        stat = os.stat(weights_name)
+        tag = hashlib.sha1(f"{Path(weights_name).resolve()}:{stat.st_size}:{stat.st_mtime}".encode()).hexdigest()[:12]
+    return _cache_dir() / f"vgg19_norm_scales_{tag}_{pooling}.pt"
+
+
+@functools.lru_cache(maxsize=4)
+def _normalized_cached(weights: str, file_stamp: float, pooling: str) -> tuple[nn.Sequential, str]:
+    features, name = _cached(weights, file_stamp, pooling)
+    cache_file = _scales_cache_file(name, pooling)
+    scales = None
+    if cache_file.is_file():
+        try:
+            scales = torch.load(cache_file, map_location="cpu", weights_only=True)
+        except Exception:  # a stale or broken cache file is recomputed, not fatal
+            scales = None
+    if scales is None:
+        scales = normalization_scales(features, default_normalization_images())
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(scales, cache_file)
+        except OSError:
+            pass  # a read-only home only costs a recomputation next time
+    return normalize_features(features, scales), name
+
+
+# --- the module -----------------------------------------------------------------------------------
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG19 returning the activations of the requested layers.
+
+    Inputs to forward: images (N, 3, H, W) in [0, 1] (ImageNet mean/std is applied here).
+    Returns: dict {layer: (N, C_l, H_l, W_l)} for exactly ``layers``, in their order.
+    Attributes: ``layers``, ``weights_name`` ("imagenet", "random" or a path), ``pooling``,
+    ``normalized``; ``body`` holds only the modules up to the deepest requested layer.
+    """
+
+    def __init__(
+        self,
+        layers: list[str] | tuple[str, ...],
+        weights: str | os.PathLike | None = None,
+        pooling: str = "max",
+        normalized: bool = False,
+        device: str | torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        layers = list(dict.fromkeys(layers))
+        if not layers:
+            raise ValueError("VGGFeatures needs at least one layer name")
+        unknown = [name for name in layers if name not in VGG19_LAYERS]
+        if unknown:
+            raise ValueError(f"unknown VGG19 layer(s) {unknown}; valid names: {', '.join(VGG19_LAYERS)}")
+        if normalized:
+            if pooling not in POOLINGS:
+                raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+            resolved = resolve_weights(weights)
+            stamp = os.path.getmtime(resolved) if Path(resolved).is_file() else 0.0
+            full, self.weights_name = _normalized_cached(resolved, stamp, pooling)
+        else:
+            full, self.weights_name = vgg19_features(weights, pooling)
+        depth = max(VGG19_LAYERS.index(name) for name in layers) + 1
+        device = default_device(device)
+        body = full[:depth]
+        if device.type != "cpu":
+            body = copy.deepcopy(body)  # the cached CPU network stays where it is
+        self.body = body.to(device)
+        self.layers = layers
+        self.pooling = pooling
+        self.normalized = normalized
+        self._wanted = {VGG19_LAYERS.index(name): name for name in layers}
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1))
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    @property
+    def label(self) -> str:
+        """E.g. ``"VGG19: RANDOM (untrained) weights"``; put it on every picture."""
+        return weights_label(self.weights_name)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"VGGFeatures expects images of shape (N, 3, H, W), got {tuple(images.shape)}")
+        x = (images - self.mean) / self.std
+        found: dict[str, torch.Tensor] = {}
+        for index, module in enumerate(self.body):
+            x = module(x)
+            if index in self._wanted:
+                found[self._wanted[index]] = x
+        return {name: found[name] for name in self.layers}
