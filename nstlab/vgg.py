@@ -26,7 +26,7 @@ import torch.nn as nn
 from torchvision.models import VGG19_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
-from .settings import default_device
+from .settings import default_device, smoke_or
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -122,7 +122,7 @@ def load_imagenet_state_dict(progress: bool = True) -> dict[str, torch.Tensor]:
     if path.is_file():
         return load_state_dict_file(path)
     try:
-        state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=progress)
+        state = torch.hub.load_state_dict_from_url(VGG19_Weights.IMAGENET1K_V1.url, progress=progress)
     except Exception as err:  # offline, proxy, disk full: explain how to get going either way
         raise WeightsUnavailableError(
             f"could not download the ImageNet VGG19 weights ({type(err).__name__}: {err}).\n"
@@ -266,6 +266,10 @@ def default_normalization_images(size: int = 256) -> list[torch.Tensor]:
     return [sample_image(name, max_size=size) for name in names]
 
 
+def _normalization_image_size() -> int:
+    return smoke_or(256, 64)
+
+
 def _cache_dir() -> Path:
     return Path(os.environ.get("NSTLAB_CACHE") or Path.home() / ".cache" / "nstlab")
 
@@ -276,7 +280,7 @@ def _scales_cache_file(weights_name: str, pooling: str) -> Path:
     else:
         stat = os.stat(weights_name)
         tag = hashlib.sha1(f"{Path(weights_name).resolve()}:{stat.st_size}:{stat.st_mtime}".encode()).hexdigest()[:12]
-    return _cache_dir() / f"vgg19_norm_scales_{tag}_{pooling}.pt"
+    return _cache_dir() / f"vgg19_norm_scales_{tag}_{pooling}_{_normalization_image_size()}px.pt"
 
 
 @functools.lru_cache(maxsize=4)
@@ -290,7 +294,7 @@ def _normalized_cached(weights: str, file_stamp: float, pooling: str) -> tuple[n
         except Exception:  # a stale or broken cache file is recomputed, not fatal
             scales = None
     if scales is None:
-        scales = normalization_scales(features, default_normalization_images())
+        scales = normalization_scales(features, default_normalization_images(_normalization_image_size()))
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             torch.save(scales, cache_file)
@@ -366,3 +370,9 @@ class VGGFeatures(nn.Module):
             if index in self._wanted:
                 found[self._wanted[index]] = x
         return {name: found[name] for name in self.layers}
+
+
+def clear_cache() -> None:
+    """Forget the loaded networks (e.g. after placing a new weights file in the hub cache)."""
+    _cached.cache_clear()
+    _normalized_cached.cache_clear()
