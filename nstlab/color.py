@@ -42,7 +42,8 @@ def _check_batch_pair(fn: str, a_name: str, a: torch.Tensor, b_name: str, b: tor
     if b.shape[0] not in (1, a.shape[0]) or a.dtype != b.dtype:
         raise ValueError(
             f"{fn}: {a_name} has shape {tuple(a.shape)} ({a.dtype}) but {b_name} has shape "
-            f"{tuple(b.shape)} ({b.dtype}); {b_name} needs batch 1 or {a.shape[0]} and the same dtype"
+            f"{tuple(b.shape)} ({b.dtype}); {b_name} needs batch 1 or {a.shape[0]} "
+            "and the same dtype"
         )
 
 
@@ -87,7 +88,9 @@ def luminance(img: torch.Tensor) -> torch.Tensor:
     return (img * w).sum(dim=1, keepdim=True)
 
 
-def luminance_only_inputs(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def luminance_only_inputs(
+    content: torch.Tensor, style: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The two grey inputs of luminance-only style transfer.
 
     The style luminance is matched to the content's: L_s' = sd_c / sd_s (L_s - mu_s) + mu_c, with
@@ -113,7 +116,9 @@ def luminance_only_inputs(content: torch.Tensor, style: torch.Tensor) -> tuple[t
     return yc.repeat(1, 3, 1, 1), ys_matched.repeat(1, 3, 1, 1)
 
 
-def recombine_luminance(stylized: torch.Tensor, content: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+def recombine_luminance(
+    stylized: torch.Tensor, content: torch.Tensor, clamp: bool = True
+) -> torch.Tensor:
     """Luminance of the stylised image + I, Q of the content, back to RGB.
 
     Inputs:
@@ -155,12 +160,16 @@ def transfer_luminance_only(
     - (N, 3, H, W) RGB with the stylised luminance and the content's I, Q.
     """
     if not callable(stylize_fn):
-        raise ValueError(f"transfer_luminance_only: stylize_fn must be callable, got {type(stylize_fn).__name__}")
+        raise ValueError(
+            "transfer_luminance_only: stylize_fn must be callable, "
+            f"got {type(stylize_fn).__name__}"
+        )
     content_lum, style_lum = luminance_only_inputs(content, style)
     out = stylize_fn(content_lum, style_lum)
     if not isinstance(out, torch.Tensor):
         raise ValueError(
-            f"transfer_luminance_only: stylize_fn must return a torch.Tensor, got {type(out).__name__}"
+            "transfer_luminance_only: stylize_fn must return a torch.Tensor, "
+            f"got {type(out).__name__}"
         )
     return recombine_luminance(out, content, clamp=clamp)
 
@@ -192,7 +201,7 @@ def match_color_histogram(
     target: torch.Tensor,
     mode: str = "cholesky",
     clamp: bool = True,
-    eps: float = 1e-5,
+    eps: float = 1e-8,
 ) -> torch.Tensor:
     """Recolour ``source`` so its RGB mean and 3x3 covariance equal ``target``'s (per image).
 

@@ -189,7 +189,9 @@ def style_keys(style_layers: list[str], chained: bool) -> list[StyleKey]:
     """
     fn = "style_keys"
     if isinstance(style_layers, str):
-        raise ValueError(f"{fn}: style_layers must be a list of names, got the string {style_layers!r}")
+        raise ValueError(
+            f"{fn}: style_layers must be a list of names, got the string {style_layers!r}"
+        )
     layers = list(style_layers)
     if not layers:
         raise ValueError(f"{fn}: style_layers is empty")
@@ -285,7 +287,9 @@ def _style_layer_terms(
     return 0.25 * d.pow(2).sum(dim=(1, 2))
 
 
-def style_layer_loss(gram: torch.Tensor, target_gram: torch.Tensor, n_positions: int) -> torch.Tensor:
+def style_layer_loss(
+    gram: torch.Tensor, target_gram: torch.Tensor, n_positions: int
+) -> torch.Tensor:
     """Gatys' per-layer style loss E_l = 1/(4 Ca Cb M^2) sum (G - A)^2.
 
     For a single layer Ca = Cb = N_l (channels) and M = H*W; for a chained pair M is the larger
@@ -312,7 +316,9 @@ def _style_terms(
         raise ValueError(f"{fn}: target_grams is empty")
     for key, target in target_grams.items():
         if key not in weights:
-            raise ValueError(f"{fn}: no layer weight for style key {key!r}; weights has {list(weights)}")
+            raise ValueError(
+                f"{fn}: no layer weight for style key {key!r}; weights has {list(weights)}"
+            )
         gram, m = _key_gram(fn, x_feats, key, shift)
         yield key, float(weights[key]), gram, target, m
 
@@ -338,7 +344,8 @@ def style_loss(
     fn = "style_loss"
     total = None
     for key, w, gram, target, m in _style_terms(fn, x_feats, target_grams, layer_weights, shift):
-        term = w * _style_layer_terms(fn, gram, target, m, (f"gram[{key!r}]", f"target_grams[{key!r}]")).sum()
+        names = (f"gram[{key!r}]", f"target_grams[{key!r}]")
+        term = w * _style_layer_terms(fn, gram, target, m, names).sum()
         total = term if total is None else total + term
     return total
 
@@ -428,7 +435,8 @@ def ssim_weighted_style_loss(
     fn = "ssim_weighted_style_loss"
     total = None
     for key, w, gram, target, m in _style_terms(fn, x_feats, target_grams, layer_weights, shift):
-        e = _style_layer_terms(fn, gram, target, m, (f"gram[{key!r}]", f"target_grams[{key!r}]"))
+        names = (f"gram[{key!r}]", f"target_grams[{key!r}]")
+        e = _style_layer_terms(fn, gram, target, m, names)
         factor = ssim_gram_factor(gram, target, window_size, sigma, k1, k2)
         term = w * (e * factor).sum()
         total = term if total is None else total + term
@@ -474,7 +482,8 @@ def tv_loss(
             terms = sq
         else:  # 0^(beta/2) = 0 with a zero (not NaN) gradient there
             pos = sq > 0
-            terms = torch.where(pos, torch.where(pos, sq, torch.ones_like(sq)).pow(beta / 2), torch.zeros_like(sq))
+            safe = torch.where(pos, sq, torch.ones_like(sq))
+            terms = torch.where(pos, safe.pow(beta / 2), torch.zeros_like(sq))
         per_image = terms.sum(dim=(1, 2, 3))
         n_terms = c * (h - 1) * (w - 1)
     if reduction == "mean":
@@ -504,7 +513,9 @@ def perceptual_distance(
     if not x_feats:
         raise ValueError(f"{fn}: x_feats is empty")
     if set(x_feats) != set(y_feats):
-        raise ValueError(f"{fn}: x_feats has layers {list(x_feats)} but y_feats has layers {list(y_feats)}")
+        raise ValueError(
+            f"{fn}: x_feats has layers {list(x_feats)} but y_feats has layers {list(y_feats)}"
+        )
     total = None
     for name, x in x_feats.items():
         y = y_feats[name]

@@ -30,7 +30,9 @@ def gaussian_window(
     - (window_size,) tensor of dtype ``dtype``.
     """
     if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
-        raise ValueError(f"gaussian_window: window_size must be a positive int, got {window_size!r}")
+        raise ValueError(
+            f"gaussian_window: window_size must be a positive int, got {window_size!r}"
+        )
     if window_size % 2 != 1:
         raise ValueError(f"gaussian_window: window_size must be odd, got {window_size}")
     if not sigma > 0:
@@ -56,8 +58,8 @@ def _check_images(x: torch.Tensor, y: torch.Tensor, window_size: int) -> None:
     h, w = x.shape[-2:]
     if h < window_size or w < window_size:
         raise ValueError(
-            f"ssim: images of shape {tuple(x.shape)} are smaller than the {window_size}x{window_size} "
-            "window; H and W must be >= window_size"
+            f"ssim: images of shape {tuple(x.shape)} are smaller than the "
+            f"{window_size}x{window_size} window; H and W must be >= window_size"
         )
 
 
