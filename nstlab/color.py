@@ -187,11 +187,8 @@ def _transfer_matrix(cov_s: torch.Tensor, cov_t: torch.Tensor, mode: str) -> tor
     """A with A cov_s A^T = cov_t."""
     if mode == "cholesky":
         return torch.linalg.cholesky(cov_t) @ torch.linalg.inv(torch.linalg.cholesky(cov_s))
-    if mode == "pca":
-        val_s, vec_s = torch.linalg.eigh(cov_s)
-        val_t, vec_t = torch.linalg.eigh(cov_t)
-        scale = (val_t.clamp_min(0.0) / val_s).sqrt()
-        return (vec_t * scale.unsqueeze(-2)) @ vec_s.mT
+    if mode == "pca":  # the Image Analogies form (Hertzmann et al. 2001), Gatys et al.'s A_IA
+        return _sym_power(cov_t, 0.5) @ _sym_power(cov_s, -0.5)
     half_s, inv_half_s = _sym_power(cov_s, 0.5), _sym_power(cov_s, -0.5)
     return inv_half_s @ _sym_power(half_s @ cov_t @ half_s, 0.5) @ inv_half_s
 
@@ -207,7 +204,8 @@ def match_color_histogram(
 
     x' = A (x - mu_s) + mu_t with A S_s A^T = S_t (S = colour covariance + eps I):
     - "cholesky": A = L_t L_s^-1 (L the Cholesky factors);
-    - "pca": A = Q_t L_t^1/2 L_s^-1/2 Q_s^T (eigendecompositions S = Q L Q^T);
+    - "pca": A = S_t^1/2 S_s^-1/2 with symmetric square roots S^1/2 = Q L^1/2 Q^T (eigendecomposition):
+      the Image Analogies form that Gatys et al. (2016, "Preserving Color") use besides Cholesky;
     - "sym": the symmetric solution A = S_s^-1/2 (S_s^1/2 S_t S_s^1/2)^1/2 S_s^-1/2.
     For colour-preserving style transfer recolour the style image: match_color_histogram(style,
     content). Computed in float64; returned in the source dtype.
