@@ -1,0 +1,270 @@
+"""Figures for the course: images side by side, loss curves, feature maps, Gram matrices.
+
+Every function returns a ``matplotlib.figure.Figure`` made without pyplot, so nothing is left open
+and a notebook shows the figure exactly once when it is the cell's value (or through ``display``).
+Pictures of a stylised image carry a footer naming the VGG19 weights that made them.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.colors
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from nstlab.images import as_image, to_pil
+from nstlab.vgg import weights_label
+
+LOSS_TERMS = ("total", "content", "style", "tv")
+"""The loss curves drawn by :func:`plot_losses`, in this order (other keys but "scale" follow)."""
+
+
+def weights_footer(weights_name: str) -> str:
+    """The label of the weights for a figure footer; untrained weights carry a warning."""
+    label = weights_label(weights_name)
+    if weights_name == "random":
+        return f"{label} — pictures show colour/texture transfer only"
+    return label
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (for ``ipywidgets.Image`` and ``IPython.display.Image``)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def image_png(img: torch.Tensor) -> bytes:
+    """The first image of a (N, 3, H, W) or (3, H, W) tensor in [0, 1] as PNG bytes."""
+    buffer = io.BytesIO()
+    to_pil(img).save(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _hwc(img: torch.Tensor) -> np.ndarray:
+    """The first image of a (N, C, H, W) / (C, H, W) tensor (C = 1 or 3) as an (H, W, 3) array in [0, 1]."""
+    return as_image(img)[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def _as_panels(images: Any, titles: Sequence[str] | None) -> list[tuple[str, np.ndarray]]:
+    """(title, (H, W, 3) array) per image; a batch of N images gives N panels."""
+    if isinstance(images, torch.Tensor):
+        images = [images]
+    if isinstance(images, Mapping):
+        names, tensors = list(images), list(images.values())
+    else:
+        tensors = list(images)
+        names = list(titles) if titles is not None else [""] * len(tensors)
+    if len(names) != len(tensors):
+        raise ValueError(f"show_images: {len(tensors)} images but {len(names)} titles")
+    panels = []
+    for name, tensor in zip(names, tensors):
+        batch = as_image(tensor)  # (N, 3, H, W)
+        for i, img in enumerate(batch):
+            panels.append((name if len(batch) == 1 else f"{name} [{i}]", _hwc(img)))
+    return panels
+
+
+def _grid(n: int, ncols: int | None, size: float, aspect: float) -> tuple[Figure, list[Axes]]:
+    """n panels, ``size`` inches wide and ``size * aspect`` (plus room for titles) high, axes off."""
+    ncols = min(n, ncols or 4)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(size * ncols, (size * aspect + 0.35) * nrows + 0.3), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    for ax in axes:
+        ax.axis("off")
+    return fig, axes
+
+
+def _aspect(arrays: list[np.ndarray]) -> float:
+    """The largest height / width among (H, W, ...) arrays."""
+    return max(a.shape[0] / a.shape[1] for a in arrays)
+
+
+def show_images(
+    images: Sequence[torch.Tensor] | Mapping[str, torch.Tensor] | torch.Tensor,
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    size: float = 3.0,
+    suptitle: str | None = None,
+    footer: str | None = None,
+) -> Figure:
+    """Images side by side, axes off.
+
+    Inputs:
+    - images: a list of tensors, a dict {title: tensor}, or one tensor; each (N, 3, H, W), (3, H, W)
+      or one channel, values in [0, 1]. Every image of a batch gets its own panel.
+    - titles: one per tensor (for a list); ncols: panels per row (default up to 4).
+    - size: inches per panel; suptitle: a title above; footer: a line of small text below.
+    Returns: the Figure.
+    """
+    panels = _as_panels(images, titles)
+    if not panels:
+        raise ValueError("show_images: no images given")
+    fig, axes = _grid(len(panels), ncols, size, _aspect([arr for _, arr in panels]))
+    for ax, (title, arr) in zip(axes, panels):
+        ax.imshow(arr, interpolation="nearest" if max(arr.shape[:2]) < 128 else "antialiased")
+        ax.set_title(title, fontsize=10)
+    if suptitle:
+        fig.suptitle(suptitle)
+    if footer:
+        fig.supxlabel(footer, fontsize=8)
+    return fig
+
+
+def plot_losses(
+    history: Mapping[str, Sequence[float]], ax: Axes | None = None, log: bool = True, title: str | None = None
+) -> Figure:
+    """One curve per loss term against the step ("scale" is drawn as dashed scale boundaries).
+
+    Inputs:
+    - history: {"total", "content", "style", "tv", ...: one float per step} (``Result.history``).
+    - ax: draw into this axes (else a new figure); log: log y axis when the values are >= 0
+      (zeros are not drawn).
+    Returns: the Figure holding the axes.
+    """
+    if ax is None:
+        ax = Figure(figsize=(5, 3.2), layout="constrained").subplots()
+    names = [n for n in LOSS_TERMS if n in history] + [n for n in history if n not in LOSS_TERMS + ("scale",)]
+    values = [np.asarray(history[n], dtype=float) for n in names]
+    for name, v in zip(names, values):
+        ax.plot(np.arange(len(v)), v, label=name, linewidth=2.0 if name == "total" else 1.2)
+    drawn = np.concatenate(values) if values else np.zeros(0)
+    if log and np.any(drawn > 0) and np.all(drawn >= 0):
+        ax.set_yscale("log", nonpositive="mask")  # a zero (e.g. content loss at step 0) is left out
+    scales = list(history.get("scale", []))
+    for step in range(1, len(scales)):
+        if scales[step] != scales[step - 1]:
+            ax.axvline(step - 0.5, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (unweighted terms)")
+    if names:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def show_result(result: Any, content: Any = None, style: Any = None) -> Figure:
+    """Content | style | result (| best, if it differs) and the loss curves, with a weights footer.
+
+    Inputs:
+    - result: a ``nstlab.optimize.Result``.
+    - content, style: optional input images (tensors, paths or bundled names) to show first.
+    Returns: the Figure.
+    """
+    panels: list[tuple[str, torch.Tensor]] = []
+    if content is not None:
+        panels.append(("content", as_image(content)))
+    if style is not None:
+        panels.append(("style", as_image(style)))
+    steps = len(result.history["total"])
+    ending = "stopped" if result.interrupted else "result"
+    panels.append((f"{ending} ({steps} steps)", result.image))
+    if result.best_step != steps - 1:  # the best is not simply the last evaluated image
+        panels.append((f"best (step {result.best_step})", result.best_image))
+    n = len(panels)
+    fig = Figure(figsize=(3.0 * n + 4.5, 3.4), layout="constrained")
+    grid = fig.add_gridspec(1, n + 1, width_ratios=[1.0] * n + [1.5])
+    for i, (title, img) in enumerate(panels):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(_hwc(img))
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    plot_losses(result.history, ax=fig.add_subplot(grid[0, n]), title="losses")
+    fig.supxlabel(weights_footer(result.weights_name), fontsize=8)
+    return fig
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1]; a constant map becomes 0."""
+    span = x.max() - x.min()
+    return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+
+
+def show_feature_maps(
+    feat: torch.Tensor, n: int = 16, title: str | None = None, most_active: bool = False, ncols: int = 8
+) -> Figure:
+    """A grid of feature channels, each min-max normalised for display.
+
+    Inputs:
+    - feat: (1, C, H, W) or (C, H, W) features; n: how many channels to show.
+    - most_active: show the n channels of largest mean activation instead of the first n.
+    Returns: the Figure; panel titles give the channel index.
+    """
+    if feat.dim() == 4:
+        if feat.shape[0] != 1:
+            raise ValueError(f"show_feature_maps: expected one feature map (1, C, H, W), got {tuple(feat.shape)}")
+        feat = feat[0]
+    if feat.dim() != 3:
+        raise ValueError(f"show_feature_maps: expected (1, C, H, W) or (C, H, W), got {tuple(feat.shape)}")
+    maps = feat.detach().double().cpu()
+    n = min(n, maps.shape[0])
+    order = maps.mean(dim=(1, 2)).argsort(descending=True)[:n] if most_active else torch.arange(n)
+    fig, axes = _grid(n, ncols, 1.5, maps.shape[1] / maps.shape[2])
+    for ax, c in zip(axes, order.tolist()):
+        ax.imshow(_normalise(maps[c].numpy()), cmap="viridis")
+        ax.set_title(f"ch {c}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def show_matrix(m: torch.Tensor, title: str | None = None, ax: Axes | None = None, log: bool = False) -> Figure:
+    """A matrix (e.g. a Gram matrix) as an image with a colour bar.
+
+    Inputs:
+    - m: (C, C) or (1, C, C); log: colour by |m| on a log scale (shows how sparse a Gram is).
+    Returns: the Figure holding the axes.
+    """
+    if m.dim() == 3 and m.shape[0] == 1:
+        m = m[0]
+    if m.dim() != 2:
+        raise ValueError(f"show_matrix: expected (C, C) or (1, C, C), got {tuple(m.shape)}")
+    if ax is None:
+        ax = Figure(figsize=(4.2, 3.6), layout="constrained").subplots()
+    values = m.detach().double().cpu().numpy()
+    if log:
+        values = np.abs(values)
+        top = max(values.max(), 1e-300)
+        positive = values[values > 0]
+        low = max(positive.min() if positive.size else top, top * 1e-12)
+        image = ax.imshow(values, cmap="magma", norm=matplotlib.colors.LogNorm(vmin=low, vmax=top, clip=True))
+        label = "|value| (log scale)"
+    else:
+        image = ax.imshow(values, cmap="viridis")
+        label = "value"
+    ax.figure.colorbar(image, ax=ax, label=label)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def results_grid(results: Mapping[str, Any], ncols: int | None = None, footer: bool = True) -> Figure:
+    """The "compare" grid: one result image per setting, titled with its name and final losses.
+
+    Inputs:
+    - results: {name: ``nstlab.optimize.Result``}; ncols: panels per row (default up to 4).
+    - footer: add the weights footer (the weights of every result).
+    Returns: the Figure.
+    """
+    if not results:
+        raise ValueError("results_grid: no results given")
+    arrays = [_hwc(r.image) for r in results.values()]
+    fig, axes = _grid(len(results), ncols, 3.0, _aspect(arrays) + 0.15)  # + two title lines
+    for ax, arr, (name, result) in zip(axes, arrays, results.items()):
+        ax.imshow(arr)
+        final = {k: result.history[k][-1] for k in LOSS_TERMS if result.history.get(k)}
+        total = f"total {final.pop('total'):.3g}\n" if "total" in final else ""
+        terms = ", ".join(f"{k} {v:.3g}" for k, v in final.items())
+        ax.set_title(f"{name}\n{total}{terms}", fontsize=8)
+    if footer:
+        names = dict.fromkeys(r.weights_name for r in results.values())
+        fig.supxlabel("; ".join(weights_footer(w) for w in names), fontsize=8)
+    return fig

@@ -1,0 +1,181 @@
+"""Tests for nstlab.plotting: what each figure contains (panels, titles, scales, footers)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib.colors
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from nstlab import plotting
+from nstlab.optimize import Result
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _result(best_step: int = 3, weights_name: str = "random", steps: int = 4, seed: int = 0) -> Result:
+    image = torch.rand(1, 3, 16, 24, generator=_gen(seed))
+    history = {
+        "total": [10.0 - k for k in range(steps)],
+        "content": [0.0] + [0.1 * k for k in range(1, steps)],
+        "style": [5.0 / (k + 1) for k in range(steps)],
+        "tv": [0.01] * steps,
+        "scale": [0] * steps,
+    }
+    return Result(
+        image=image,
+        best_image=image.flip(-1),
+        best_loss=min(history["total"]),
+        best_step=best_step,
+        history=history,
+        step_times=[0.1] * steps,
+        settings={},
+        weights_name=weights_name,
+    )
+
+
+def _image_axes(fig: Figure) -> list:
+    return [ax for ax in fig.axes if ax.get_images() and not ax.axison]
+
+
+def _footer(fig: Figure) -> str:
+    return fig._supxlabel.get_text() if fig._supxlabel is not None else ""
+
+
+def test_weights_footer_warns_only_for_random_weights():
+    assert plotting.weights_footer("random") == (
+        "VGG19: RANDOM (untrained) weights — pictures show colour/texture transfer only"
+    )
+    assert plotting.weights_footer("imagenet") == "VGG19: ImageNet weights"
+    assert plotting.weights_footer("/tmp/my_vgg.pth") == "VGG19: weights from my_vgg.pth"
+
+
+def test_show_images_list_dict_and_batches():
+    a = torch.rand(1, 3, 8, 10, generator=_gen(1))
+    b = torch.rand(3, 8, 10, generator=_gen(2))
+    fig = plotting.show_images([a, b], titles=["a", "b"], suptitle="two", footer="made by test")
+    axes = _image_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["a", "b"]
+    np.testing.assert_allclose(axes[0].get_images()[0].get_array(), a[0].permute(1, 2, 0).numpy(), atol=1e-6)
+    assert fig._suptitle.get_text() == "two" and _footer(fig) == "made by test"
+
+    batch = torch.rand(3, 3, 8, 8, generator=_gen(3))
+    fig = plotting.show_images({"batch": batch, "grey": torch.rand(1, 1, 8, 8, generator=_gen(4))}, ncols=2)
+    assert [ax.get_title() for ax in _image_axes(fig)] == ["batch [0]", "batch [1]", "batch [2]", "grey"]
+    assert len(fig.axes) == 4  # 2 columns x 2 rows
+    assert _image_axes(fig)[3].get_images()[0].get_array().shape == (8, 8, 3)
+
+
+def test_show_images_rejects_bad_input():
+    with pytest.raises(ValueError, match="2 images but 1 titles"):
+        plotting.show_images([torch.rand(3, 8, 8), torch.rand(3, 8, 8)], titles=["only one"])
+    with pytest.raises(ValueError, match="no images"):
+        plotting.show_images([])
+
+
+def test_plot_losses_one_line_per_term_and_log_scale():
+    history = _result().history
+    fig = plotting.plot_losses(history, title="losses")
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["total", "content", "style", "tv"]
+    assert ax.get_yscale() == "log"  # the zero content loss at step 0 is masked, not a reason for linear
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), history["total"])
+    assert ax.get_title() == "losses"
+
+    fig = plotting.plot_losses({"total": [1.0, -2.0]})
+    assert fig.axes[0].get_yscale() == "linear"
+    assert plotting.plot_losses({"total": [1.0, 2.0]}, log=False).axes[0].get_yscale() == "linear"
+
+
+def test_plot_losses_marks_scale_changes_and_draws_into_given_axes():
+    fig = Figure()
+    ax = fig.subplots()
+    out = plotting.plot_losses({"total": [3.0, 2.0, 1.5, 1.0, 0.5], "scale": [0, 0, 1, 1, 2]}, ax=ax)
+    assert out is fig
+    boundaries = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert [line.get_xdata()[0] for line in boundaries] == [1.5, 3.5]
+
+
+@pytest.mark.parametrize("best_step, n_images", [(3, 3), (1, 4)])
+def test_show_result_panels_losses_and_weights_footer(best_step, n_images):
+    result = _result(best_step=best_step)
+    content = torch.rand(1, 3, 16, 24, generator=_gen(5))
+    fig = plotting.show_result(result, content=content, style=torch.rand(1, 3, 20, 20, generator=_gen(6)))
+    titles = [ax.get_title() for ax in _image_axes(fig)]
+    assert len(titles) == n_images
+    assert titles[:3] == ["content", "style", "result (4 steps)"]
+    if n_images == 4:
+        assert titles[3] == "best (step 1)"
+    assert _footer(fig) == plotting.weights_footer("random")
+    loss_axes = [ax for ax in fig.axes if ax.get_lines()]
+    assert len(loss_axes) == 1 and loss_axes[0].get_title() == "losses"
+
+
+def test_show_result_without_inputs_and_interrupted():
+    result = _result(weights_name="imagenet")
+    result.interrupted = True
+    fig = plotting.show_result(result)
+    assert [ax.get_title() for ax in _image_axes(fig)] == ["stopped (4 steps)"]
+    assert _footer(fig) == "VGG19: ImageNet weights"
+
+
+def test_show_feature_maps_first_and_most_active():
+    feat = torch.rand(1, 6, 5, 7, generator=_gen(7))
+    feat[0, 4] += 10.0  # the most active channel
+    feat[0, 2] = 3.0  # a constant channel
+    fig = plotting.show_feature_maps(feat, n=4, title="relu1_1")
+    axes = _image_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["ch 0", "ch 1", "ch 2", "ch 3"]
+    first = axes[0].get_images()[0].get_array()
+    assert first.min() == pytest.approx(0.0) and first.max() == pytest.approx(1.0)
+    assert np.all(axes[2].get_images()[0].get_array() == 0)  # constant -> 0, not NaN
+    assert fig._suptitle.get_text() == "relu1_1"
+
+    fig = plotting.show_feature_maps(feat[0], n=2, most_active=True)
+    assert [ax.get_title() for ax in _image_axes(fig)] == ["ch 4", "ch 2"]
+    with pytest.raises(ValueError, match=r"\(2, 6, 5, 7\)"):
+        plotting.show_feature_maps(feat.expand(2, -1, -1, -1))
+
+
+def test_show_matrix_colour_bar_and_log_scale():
+    gram = torch.rand(1, 5, 5, generator=_gen(8))
+    gram[0, 0, 1] = 0.0
+    fig = plotting.show_matrix(gram, title="Gram")
+    assert len(fig.axes) == 2  # the matrix and its colour bar
+    np.testing.assert_allclose(fig.axes[0].get_images()[0].get_array(), gram[0].numpy(), rtol=1e-6)
+    assert fig.axes[0].get_title() == "Gram"
+
+    fig = plotting.show_matrix(-gram[0], log=True)
+    image = fig.axes[0].get_images()[0]
+    assert isinstance(image.norm, matplotlib.colors.LogNorm)
+    assert image.norm.vmax == pytest.approx(float(gram.max()))
+    assert image.norm.vmin == pytest.approx(float(gram[gram > 0].min()))
+    with pytest.raises(ValueError, match=r"\(2, 5, 5\)"):
+        plotting.show_matrix(gram.expand(2, -1, -1))
+
+
+def test_results_grid_titles_and_footer():
+    results = {"gatys": _result(seed=1), "novak": _result(seed=2, weights_name="imagenet")}
+    fig = plotting.results_grid(results, ncols=2)
+    titles = [ax.get_title() for ax in _image_axes(fig)]
+    assert titles[0] == "gatys\ntotal 7\ncontent 0.3, style 1.25, tv 0.01"
+    assert titles[1].startswith("novak\n")
+    assert _footer(fig) == f"{plotting.weights_footer('random')}; VGG19: ImageNet weights"
+    assert _footer(plotting.results_grid({"a": _result()}, footer=False)) == ""
+    with pytest.raises(ValueError, match="no results"):
+        plotting.results_grid({})
+
+
+def test_png_helpers():
+    img = torch.rand(1, 3, 10, 14, generator=_gen(9))
+    decoded = Image.open(io.BytesIO(plotting.image_png(img)))
+    assert decoded.size == (14, 10)
+    np.testing.assert_allclose(np.asarray(decoded) / 255.0, img[0].permute(1, 2, 0).numpy(), atol=1 / 255)
+    png = plotting.figure_png(plotting.show_images([img]))
+    assert png.startswith(b"\x89PNG")

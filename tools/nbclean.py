@@ -1,0 +1,79 @@
+"""Keep the course's notebooks clean: no outputs except the expected text of checked cells.
+
+    python tools/nbclean.py notebooks/*.ipynb          strip outputs (checked cells keep theirs)
+    python tools/nbclean.py --record notebooks/X.ipynb run X in smoke mode and store the output
+                                                        of its `# NBVAL_CHECK_OUTPUT` cells
+
+nbval compares a checked cell's output with the one stored in the notebook, so those cells (and only
+those) carry their expected plain-text output. tests/test_notebooks.py enforces this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def is_checked(cell) -> bool:
+    return cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_MARK)
+
+
+def text_only(outputs: list) -> list:
+    """Keep stdout streams and text/plain results only (never pictures, widgets or stderr)."""
+    kept = []
+    for out in outputs:
+        if out.get("output_type") == "stream" and out.get("name") == "stdout":
+            kept.append(out)
+        elif out.get("output_type") == "execute_result" and "text/plain" in out.get("data", {}):
+            out["data"] = {"text/plain": out["data"]["text/plain"]}
+            out["metadata"] = {}
+            kept.append(out)
+    return kept
+
+
+def clean(nb, executed=None):
+    """Strip outputs, execution counts and run metadata; checked cells keep text outputs."""
+    for i, cell in enumerate(nb.cells):
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        source_outputs = executed.cells[i].outputs if executed is not None else cell.outputs
+        cell.outputs = text_only(source_outputs) if is_checked(cell) else []
+        cell.execution_count = None
+        for out in cell.outputs:
+            if "execution_count" in out:
+                out["execution_count"] = None
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
+def record(path: Path):
+    from nbclient import NotebookClient
+
+    os.environ.update(NSTLAB_SMOKE="1", NSTLAB_WEIGHTS=os.environ.get("NSTLAB_WEIGHTS", "random"), MPLBACKEND="Agg")
+    nb = nbformat.read(path, as_version=4)
+    executed = nbformat.read(path, as_version=4)
+    NotebookClient(executed, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    return clean(nb, executed)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--record", action="store_true", help="execute and store the checked cells' outputs")
+    args = parser.parse_args(argv)
+    for path in args.notebooks:
+        nb = record(path) if args.record else clean(nbformat.read(path, as_version=4))
+        nbformat.write(nb, path)
+        print(f"{path}: {'recorded' if args.record else 'cleaned'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
