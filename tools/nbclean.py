@@ -5,7 +5,8 @@
                                                         of its `# NBVAL_CHECK_OUTPUT` cells
 
 nbval compares a checked cell's output with the one stored in the notebook, so those cells (and only
-those) carry their expected plain-text output. tests/test_notebooks.py enforces this.
+those) carry their expected plain-text output and an execution count of 1 (nbval skips cells without
+one). tests/test_notebooks.py enforces this.
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ def clean(nb, executed=None):
         if cell.cell_type != "code":
             continue
         source_outputs = executed.cells[i].outputs if executed is not None else cell.outputs
-        cell.outputs = text_only(source_outputs) if is_checked(cell) else []
-        cell.execution_count = None
+        checked = is_checked(cell)
+        cell.outputs = text_only(source_outputs) if checked else []
+        # nbval compares only cells that were run: a checked cell keeps a count (always 1).
+        cell.execution_count = 1 if checked and cell.outputs else None
         for out in cell.outputs:
             if "execution_count" in out:
-                out["execution_count"] = None
+                out["execution_count"] = cell.execution_count
     nb.metadata.pop("widgets", None)
     return nb
 

@@ -1,0 +1,73 @@
+"""The course's notebooks: committed clean, in order, each following the course conventions.
+
+nbval runs them (``pytest --nbval-lax notebooks/``); these tests check what nbval does not.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+sys.path.insert(0, str(ROOT / "tools"))
+from nbclean import CHECK_MARK, is_checked  # noqa: E402
+
+import nbformat  # noqa: E402
+
+
+def _load(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def test_the_course_is_there_in_order():
+    names = [p.stem for p in NOTEBOOKS]
+    prefixes = [n.split("_", 1)[0] for n in names]
+    assert prefixes == [f"{i:02d}" for i in range(len(names))], names
+    assert len(names) >= 12
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs_except_checked_cells(path):
+    nb = _load(path)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if is_checked(cell):
+            assert cell.outputs, f"cell {i} is {CHECK_MARK} but stores no expected output"
+            assert cell.execution_count == 1, f"cell {i}: nbval only compares cells with an execution count"
+            for out in cell.outputs:
+                assert out["output_type"] in ("stream", "execute_result"), f"cell {i}: {out['output_type']}"
+                if out["output_type"] == "execute_result":
+                    assert set(out["data"]) == {"text/plain"}, f"cell {i} stores non-text output"
+        else:
+            assert not cell.outputs, f"cell {i} carries outputs; strip them with tools/nbclean.py"
+            assert cell.execution_count is None, f"cell {i} has an execution count"
+    assert "widgets" not in nb.metadata
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_uses_the_smoke_switch_and_shows_the_weights(path):
+    source = "\n".join(c.source for c in _load(path).cells if c.cell_type == "code")
+    assert "smoke_or(" in source, "sizes and steps must shrink under NSTLAB_SMOKE=1"
+    assert "import nstlab" in source
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem >= "02"], ids=lambda p: p.name)
+def test_every_notebook_from_02_has_a_widget(path):
+    source = "\n".join(c.source for c in _load(path).cells if c.cell_type == "code")
+    assert "widgets." in source
+
+
+@pytest.mark.parametrize("stem", ["02", "03", "05", "07", "08"])
+def test_exercise_notebooks_have_checks(stem):
+    (path,) = [p for p in NOTEBOOKS if p.stem.startswith(stem)]
+    source = "\n".join(c.source for c in _load(path).cells if c.cell_type == "code")
+    assert "checks.check_" in source
+
+
+def test_some_cells_are_checked_by_nbval():
+    checked = sum(is_checked(c) for p in NOTEBOOKS for c in _load(p).cells)
+    assert checked >= 5
