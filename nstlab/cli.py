@@ -1,0 +1,144 @@
+"""The ``nstlab`` command line: ``nstlab stylize ...`` and ``nstlab images``.
+
+Every failure the user can fix (a missing file, a bad option, weights that cannot be loaded, too
+large a size) is one line ``nstlab: error: ...`` on stderr and exit code 1; argparse's own usage
+errors are one line too and exit with 2. Each subcommand is built by one ``_add_*`` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import torch
+
+from nstlab import fast
+from nstlab.images import IMAGE_SUFFIXES, ImageError, list_images, save_image
+from nstlab.optimize import PRESETS, InsufficientMemoryError, stylize
+from nstlab.vgg import WeightsUnavailableError
+
+PROG = "nstlab"
+USER_ERRORS = (
+    ImageError, ValueError, WeightsUnavailableError, InsufficientMemoryError, torch.OutOfMemoryError, OSError
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _add_stylize(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "stylize",
+        help="optimise an image to have CONTENT's content and STYLE's style",
+        description="Neural style transfer by optimisation (Gatys et al.). Writes OUT (an image) and "
+        "OUT with suffix .json (settings, losses per step, timings). Options left out take the "
+        "preset's value; see nstlab.optimize.PRESETS and DEFAULTS for every default and its source.",
+    )
+    p.add_argument("content", help="content image: a file, or the name of a bundled image (see 'nstlab images')")
+    p.add_argument("style", nargs="+", help="one or more style images (several are blended)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.png", help="output image file")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="gatys", help="method (default: gatys)")
+    p.add_argument("--size", type=_positive_int, help="long side of the result in pixels")
+    p.add_argument("--steps", type=_positive_int, help="optimisation steps per scale")
+    p.add_argument("--scales", type=_positive_int, help="coarse-to-fine scales, each 2x smaller (default 1)")
+    p.add_argument("--style-weights", type=_float, nargs="+", metavar="W", help="blend weights, one per style")
+    p.add_argument("--style-scale", type=_float, help="style long side relative to the output's")
+    p.add_argument("--content-weight", type=_float)
+    p.add_argument("--style-weight", type=_float)
+    p.add_argument("--tv-weight", type=_float)
+    p.add_argument("--preserve-color", choices=["luminance", "histogram"])
+    p.add_argument("--init", choices=["content", "noise", "style"])
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"])
+    p.add_argument("--lr", type=_float, help="learning rate (L-BFGS: step multiplier)")
+    p.add_argument("--pooling", choices=["max", "avg"])
+    p.add_argument(
+        "--weights", metavar="imagenet|random|PATH", help="VGG19 weights (default: $NSTLAB_WEIGHTS, else imagenet)"
+    )
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="e.g. cpu, cuda, mps (default: automatic)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_stylize)
+
+
+OPTION_ARGS = (
+    "size", "steps", "scales", "style_weights", "style_scale", "content_weight", "style_weight", "tv_weight",
+    "preserve_color", "init", "optimizer", "lr", "pooling", "weights", "seed", "device",
+)
+
+
+def _run_stylize(args: argparse.Namespace) -> int:
+    out: Path = args.output
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImageError(f"{out}: unknown image suffix {out.suffix!r}; use one of {sorted(IMAGE_SUFFIXES)}")
+    options = {name: getattr(args, name) for name in OPTION_ARGS if getattr(args, name) is not None}
+    style = args.style if len(args.style) > 1 else args.style[0]
+    result = stylize(args.content, style, preset=args.preset, progress=not args.no_progress, **options)
+    json_path = out.with_suffix(".json")
+    save_image(result.image, out)
+    json_path.write_text(result.to_json() + "\n")
+    print(f"{PROG}: wrote {out} and {json_path} ({result.summary()})")
+    if result.stopped_reason is not None and not result.interrupted:
+        print(f"{PROG}: error: stopped early: {result.stopped_reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_images(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("images", help="list the bundled sample images", description="List the bundled images.")
+    p.set_defaults(run=_run_images)
+
+
+def _run_images(args: argparse.Namespace) -> int:
+    for kind in ("content", "style"):
+        print(f"{kind}:")
+        for name in list_images(kind):
+            print(f"  {name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``nstlab`` parser: one subcommand per ``_add_*`` function."""
+    parser = _Parser(prog=PROG, description="nstlab: neural style transfer, step by step.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_stylize(commands)
+    _add_images(commands)
+    fast.add_cli_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 error, 2 usage error, 130 Ctrl-C)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except USER_ERRORS as err:
+        message = " ".join(str(err).split())  # one line, even for multi-line messages
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
