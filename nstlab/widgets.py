@@ -1,0 +1,407 @@
+"""ipywidgets controls for the notebooks. The widgets are thin: each one calls a plain function
+(``stylize``, ``compare``, ``StylePanel.options``, ``ImagePicker.image``) that the tests call too.
+
+- :func:`log_slider`: a log-scale slider for a loss weight or a learning rate.
+- :class:`ImagePicker`: a bundled image from a dropdown, or an uploaded file.
+- :func:`rerun`: controls + a Run button around a slow function; it runs once at creation.
+- :class:`StylePanel`: the playground, every option of ``stylize`` with a live preview and Stop.
+- :func:`compare` / :func:`compare_widget`: several settings on the same inputs, as a grid.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import Image as DisplayImage
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from nstlab import plotting
+from nstlab.images import ImageError, as_image, list_images, load_image, sample_image
+from nstlab.optimize import INITS, OPTIMIZERS, PRESETS, Result, StepInfo, resolve_options, stylize
+from nstlab.vgg import VGGFeatures
+
+WIDE = {"description_width": "initial"}
+
+
+def log_slider(
+    description: str, value: float, min_exp: float, max_exp: float, step: float = 0.1
+) -> widgets.FloatLogSlider:
+    """A base-10 log slider from 10**min_exp to 10**max_exp, starting at ``value``."""
+    if not 10**min_exp <= value <= 10**max_exp:
+        raise ValueError(f"log_slider {description!r}: value {value:g} is outside [1e{min_exp:g}, 1e{max_exp:g}]")
+    return widgets.FloatLogSlider(
+        value=value,
+        base=10,
+        min=min_exp,
+        max=max_exp,
+        step=step,
+        description=description,
+        readout_format=".2g",
+        continuous_update=False,
+        style=WIDE,
+    )
+
+
+def _error_html(text: str) -> str:
+    return f"<span style='color:#b00020'>{html.escape(text)}</span>"
+
+
+class ImagePicker:
+    """A dropdown of the bundled ``kind`` images ("content" or "style") plus a file upload.
+
+    ``.image(size)`` returns the uploaded image if there is one (a bad file is reported in
+    ``.message`` and the dropdown's image is used instead), else the bundled one.
+    Choosing from the dropdown discards the upload. ``.widget`` is the container to display.
+    """
+
+    def __init__(self, kind: str, value: str | None = None) -> None:
+        names = list_images(kind)
+        if value is not None and value not in names:
+            raise ValueError(f"ImagePicker: no bundled {kind} image {value!r}; choose from {names}")
+        self.dropdown = widgets.Dropdown(options=names, value=value or names[0], description=kind, style=WIDE)
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
+        self.message = widgets.HTML()
+        self.widget = widgets.VBox([widgets.HBox([self.dropdown, self.upload]), self.message])
+        self.upload.observe(lambda _: self.image(), "value")  # check the file at once
+        self.dropdown.observe(self._discard_upload, "value")
+
+    def _discard_upload(self, _: Any = None) -> None:
+        self.upload.value = ()
+
+    def image(self, size: int | None = None) -> torch.Tensor:
+        """The picked image, (1, 3, H, W) in [0, 1], its long side shrunk to at most ``size``."""
+        if self.upload.value:
+            upload = self.upload.value[0]
+            data = io.BytesIO(bytes(upload["content"]))
+            data.name = upload["name"]  # so the error names the file
+            try:
+                img = load_image(data, max_size=size)
+            except ImageError as err:
+                self.message.value = _error_html(f"{err} — using {self.dropdown.value} instead")
+            else:
+                self.message.value = f"using the upload {html.escape(upload['name'])}"
+                return img
+        else:
+            self.message.value = ""
+        return sample_image(self.dropdown.value, max_size=size)
+
+
+def _show(value: Any) -> None:
+    """Display a function's return value: a Figure as a PNG (then closed), anything else as is."""
+    if isinstance(value, Figure):
+        display(DisplayImage(data=plotting.figure_png(value)))
+        plt.close(value)  # a pyplot figure would otherwise be shown again at the end of the cell
+    elif value is not None:
+        display(value)
+
+
+def rerun(fn: Callable[..., Any], **controls: Any) -> widgets.VBox:
+    """Controls, a Run button and an output area around ``fn``, for computations too slow to
+    re-run on every slider move (the "interact" pattern with an explicit button).
+
+    Inputs:
+    - fn: called as fn(**values); what it returns (a Figure or any displayable) is shown.
+    - controls: ipywidgets value widgets (their ``.value`` is passed), ImagePickers (passed as
+      they are; call ``.image(size)``), or plain values (passed unchanged).
+    Returns: the VBox (controls, button, output). fn runs once now, with the initial values, and
+    again on every click. Errors of the first call are raised; later ones appear in the output.
+    """
+    shown = [
+        c.widget if isinstance(c, ImagePicker) else c
+        for c in controls.values()
+        if isinstance(c, (widgets.ValueWidget, ImagePicker))
+    ]
+    button = widgets.Button(description="Run", button_style="primary", icon="play")
+    out = widgets.Output()
+
+    def call() -> None:
+        values = {k: c.value if isinstance(c, widgets.ValueWidget) else c for k, c in controls.items()}
+        value = fn(**values)
+        with out:
+            _show(value)
+
+    def on_click(_: widgets.Button) -> None:
+        button.disabled, button.description = True, "Running…"
+        out.clear_output()
+        try:
+            with out:  # in a kernel the output widget shows (and swallows) a traceback
+                call()
+        finally:
+            button.disabled, button.description = False, "Run"
+
+    button.on_click(on_click)
+    call()
+    return widgets.VBox([*shown, button, out])
+
+
+# ----------------------------------------------------------------------------- the playground
+
+PRESET_CONTROLS = (
+    "content_weight", "style_weight", "tv_weight", "optimizer", "lr", "init", "activation_shift",
+    "chained", "layer_weighting", "ssim_weighting", "steps",
+)
+"""The options a change of preset resets (the others keep their values)."""
+
+PLOT_EVERY_SECONDS = 1.0
+"""The live loss plot is redrawn at most this often (drawing it costs more than a small step)."""
+
+PRESERVE_COLOR_CHOICES = [("none", None), ("luminance", "luminance"), ("histogram", "histogram")]
+
+
+class StylePanel:
+    """The full control panel over :func:`nstlab.optimize.stylize`.
+
+    Inputs:
+    - content, style: bundled image names to start with (uploads are possible in the panel).
+    - defaults: any ``stylize`` options. Those with a control set its starting value; the others
+      (e.g. ``weights``, ``style_layers``, ``pooling``) are passed to every run unchanged.
+    ``options()`` gives the ``stylize`` options the controls describe; ``run()`` runs it with a
+    live preview, loss plot and progress bar; ``stop()`` (the Stop button) ends the run early,
+    keeping the best image so far. ``result`` holds the last Result, ``widget`` the panel.
+    """
+
+    def __init__(
+        self, content: str = "tower_bridge", style: str = "van_gogh_cafe_terrace_at_night", **defaults: Any
+    ) -> None:
+        own = sorted({"callback", "callback_every", "progress"} & set(defaults))
+        if own:
+            raise TypeError(f"StylePanel: {own} are set by the panel itself")
+        opts = resolve_options(**defaults)  # checks the names and values, fills size/steps via smoke_or
+        controlled = set(PRESET_CONTROLS) | {"preset", "size", "scales", "seed", "preserve_color"}
+        self._fixed = {k: v for k, v in defaults.items() if k not in controlled}
+        self.result: Result | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._history: dict[str, list[float]] = {}
+        self._every = 1
+        self._plotted = 0.0
+        self._label = self._weights_label()
+
+        self.content = ImagePicker("content", content)
+        self.style = ImagePicker("style", style)
+        self.preset = widgets.Dropdown(options=list(PRESETS), value=opts["preset"], description="preset")
+        self.optimizer = widgets.ToggleButtons(options=list(OPTIMIZERS), description="optimizer", style=WIDE)
+        self.lr = log_slider("lr", 1.0, -5, 1)
+        self.init = widgets.Dropdown(options=list(INITS), description="init")
+        self.content_weight = log_slider("content weight", 1.0, -4, 4)
+        self.style_weight = log_slider("style weight", 1.0, -2, 8)
+        self.tv_weight = log_slider("TV weight", 1.0, -4, 4)
+        self.use_tv = widgets.Checkbox(value=True, description="total variation", indent=False)
+        self.steps = widgets.IntSlider(min=1, max=2000, description="steps", continuous_update=False)
+        self.size = widgets.IntSlider(min=32, max=1024, step=16, description="size (px)", continuous_update=False)
+        self.scales = widgets.IntSlider(value=1, min=1, max=4, description="scales", continuous_update=False)
+        self.seed = widgets.IntText(description="seed")
+        self.activation_shift = widgets.Checkbox(description="activation shift", indent=False)
+        self.chained = widgets.Checkbox(description="chained Grams", indent=False)
+        self.geometric = widgets.Checkbox(description="geometric layer weights", indent=False)
+        self.ssim_weighting = widgets.Checkbox(description="SSIM weighting", indent=False)
+        self.preserve_color = widgets.Dropdown(
+            options=PRESERVE_COLOR_CHOICES, description="keep colours", style=WIDE
+        )
+        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress")
+        self.status = widgets.HTML()
+        self.preview = widgets.Image(format="png", layout=widgets.Layout(width="320px"))
+        self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(width="420px"))
+
+        self._set_controls(opts, ("size", "scales", "seed", "preserve_color") + PRESET_CONTROLS)
+        self.preset.observe(self._on_preset, "value")
+        self.optimizer.observe(self._on_optimizer, "value")
+        self.run_button.on_click(lambda _: self.run(block=False))
+        self.stop_button.on_click(lambda _: self.stop())
+
+        wrap = widgets.Layout(flex_flow="row wrap")
+        rows = [
+            [self.content.widget, self.style.widget],
+            [self.preset, self.optimizer, self.lr, self.init],
+            [self.content_weight, self.style_weight, self.tv_weight, self.use_tv],
+            [self.steps, self.size, self.scales, self.seed],
+            [self.activation_shift, self.chained, self.geometric, self.ssim_weighting, self.preserve_color],
+            [self.run_button, self.stop_button, self.progress],
+            [self.status],
+            [self.preview, self.loss_plot],
+        ]
+        self.widget = widgets.VBox([widgets.HBox(row, layout=wrap) for row in rows])
+        self._status(self._label, "ready")
+
+    # -- controls <-> options
+
+    def _set_controls(self, opts: Mapping[str, Any], names: tuple[str, ...]) -> None:
+        """Set the controls of ``names`` from a resolved options dict."""
+        values = {
+            "size": opts["size"],
+            "scales": len(opts["scale_fractions"]),
+            "seed": opts["seed"],
+            "preserve_color": opts["preserve_color"],
+            "content_weight": opts["content_weight"],
+            "style_weight": opts["style_weight"],
+            "tv_weight": opts["tv_weight"] or 1.0,  # 0 is "TV off"; the slider keeps a usable value
+            "optimizer": opts["optimizer"],
+            "lr": opts["lr"],
+            "init": opts["init"],
+            "activation_shift": opts["activation_shift"] != 0,
+            "chained": opts["chained"],
+            "layer_weighting": opts["layer_weighting"] == "geometric",
+            "ssim_weighting": opts["ssim_weighting"],
+            "steps": opts["steps"][-1],
+        }
+        for name in names:
+            control = self.geometric if name == "layer_weighting" else getattr(self, name)
+            slider = isinstance(control, widgets.FloatLogSlider)
+            if slider and not 10**control.min <= values[name] <= 10**control.max:
+                raise ValueError(f"StylePanel: {name}={values[name]:g} is outside the slider's range")
+            control.value = values[name]
+        if "tv_weight" in names:
+            self.use_tv.value = opts["tv_weight"] > 0
+
+    def _on_preset(self, change: dict) -> None:
+        self._set_controls(resolve_options(change["new"], **self._fixed), PRESET_CONTROLS)
+
+    def _on_optimizer(self, change: dict) -> None:
+        self.lr.value = resolve_options(self.preset.value, optimizer=change["new"], **self._fixed)["lr"]
+
+    def options(self) -> dict[str, Any]:
+        """The ``stylize`` keyword arguments the controls describe (plus the fixed defaults)."""
+        return {
+            **self._fixed,
+            "preset": self.preset.value,
+            "content_weight": self.content_weight.value,
+            "style_weight": self.style_weight.value,
+            "tv_weight": self.tv_weight.value if self.use_tv.value else 0.0,
+            "optimizer": self.optimizer.value,
+            "lr": self.lr.value,
+            "init": self.init.value,
+            "activation_shift": 1.0 if self.activation_shift.value else 0.0,
+            "chained": self.chained.value,
+            "layer_weighting": "geometric" if self.geometric.value else "uniform",
+            "ssim_weighting": self.ssim_weighting.value,
+            "preserve_color": self.preserve_color.value,
+            "steps": self.steps.value,
+            "size": self.size.value,
+            "scales": self.scales.value,
+            "seed": self.seed.value,
+        }
+
+    # -- running
+
+    def _weights_label(self) -> str:
+        try:
+            return VGGFeatures(["relu1_1"], weights=self._fixed.get("weights")).label
+        except Exception as err:  # e.g. ImageNet weights missing: say so instead of failing
+            return f"VGG19 weights unavailable: {err}"
+
+    def _status(self, label: str, text: str, error: bool = False) -> None:
+        shown = _error_html(text) if error else html.escape(text)
+        self.status.value = f"<b>{html.escape(label)}</b> — {shown}"
+
+    def _on_step(self, info: StepInfo) -> bool:
+        """The stylize callback: record the losses, update the widgets; False once Stop is pressed."""
+        for name, value in info.losses.items():
+            self._history.setdefault(name, []).append(value)
+        self._history.setdefault("scale", []).append(info.scale)
+        done = info.step + 1
+        self.progress.max, self.progress.value = info.total_steps, done
+        if done % self._every == 0:
+            self.preview.value = plotting.image_png(info.image)
+            self._status(self._label, f"step {done}/{info.total_steps}, total loss {info.losses['total']:.4g}")
+        if time.monotonic() - self._plotted > PLOT_EVERY_SECONDS:
+            self.loss_plot.value = plotting.figure_png(plotting.plot_losses(self._history, title="losses"))
+            self._plotted = time.monotonic()
+        return not self._stop.is_set()
+
+    def run(self, block: bool = True) -> Result | None:
+        """Stylize with :meth:`options`. block=False runs in a background thread (the Run button),
+        so Stop can be pressed; block=True returns the Result (errors are shown, then raised)."""
+        if not block:
+            if self._thread is not None and self._thread.is_alive():
+                return None
+            self._thread = threading.Thread(target=self._run_quietly, daemon=True)
+            self._thread.start()
+            return None
+        opts = self.options()
+        self._history = {}
+        self._every = max(1, opts["steps"] * opts["scales"] // 10)  # about 10 previews per run
+        self._plotted = time.monotonic()
+        self._label = self._weights_label()
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self.progress.value = 0
+        self._status(self._label, "running…")
+        try:
+            content, style = self.content.image(opts["size"]), self.style.image()
+            result = stylize(content, style, **opts, callback=self._on_step, callback_every=1, progress=False)
+        except Exception as err:
+            self._status(self._label, f"{type(err).__name__}: {err}", error=True)
+            raise
+        finally:
+            self._stop.clear()
+            self.run_button.disabled, self.stop_button.disabled = False, True
+        self.result = result
+        self.preview.value = plotting.image_png(result.best_image if result.interrupted else result.image)
+        self.loss_plot.value = plotting.figure_png(plotting.plot_losses(result.history, title="losses"))
+        ending = "stopped, showing the best image so far: " if result.interrupted else "done: "
+        self._status(plotting.weights_footer(result.weights_name), ending + result.summary())
+        return result
+
+    def _run_quietly(self) -> None:
+        try:
+            self.run(block=True)
+        except Exception:  # already shown in the status line
+            pass
+
+    def stop(self) -> None:
+        """Stop the current (or the next) run at its next step; the best image so far is kept."""
+        self._stop.set()
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def compare(
+    content: Any,
+    style: Any,
+    variants: Mapping[str, Mapping[str, Any]],
+    report: Callable[[str, int, int], None] | None = None,
+    **common: Any,
+) -> dict[str, Result]:
+    """Run ``stylize`` once per variant on the same inputs with the same common options (seed too).
+
+    Inputs:
+    - content, style: tensors, paths or bundled names (loaded once); style may be a list.
+    - variants: {name: options overriding ``common``}; report: called as report(name, i, n) first.
+    Returns: {name: Result}, in the order of ``variants``.
+    """
+    content = as_image(content)
+    style = [as_image(s) for s in style] if isinstance(style, (list, tuple)) else as_image(style)
+    results = {}
+    for i, (name, variant) in enumerate(variants.items()):
+        if report is not None:
+            report(name, i, len(variants))
+        results[name] = stylize(content, style, **{**common, **variant})
+    return results
+
+
+def compare_widget(
+    content: Any, style: Any, variants: Mapping[str, Mapping[str, Any]], **common: Any
+) -> dict[str, Result]:
+    """:func:`compare` with a progress line, then the grid of results. Returns the results."""
+    bar = widgets.IntProgress(value=0, min=0, max=len(variants), description="compare")
+    line = widgets.HTML()
+    display(widgets.HBox([bar, line]))
+
+    def report(name: str, i: int, n: int) -> None:
+        bar.value, line.value = i, f"running <b>{html.escape(name)}</b> ({i + 1}/{n})…"
+
+    results = compare(content, style, variants, report=report, **common)
+    bar.value, line.value = len(variants), "done"
+    _show(plotting.results_grid(results))
+    return results

@@ -1,0 +1,230 @@
+"""Tests for nstlab.widgets: the plain functions behind the controls, at 64 px and a few steps."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import math
+
+import ipywidgets
+import pytest
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from nstlab import plotting, widgets
+from nstlab.images import load_image, sample_image
+from nstlab.optimize import DEFAULT_LR, PRESETS, Result, resolve_options
+from nstlab.settings import smoke_or
+
+CONTENT, STYLE = "tower_bridge", "van_gogh_cafe_terrace_at_night"
+
+
+def test_log_slider_range_and_value():
+    slider = widgets.log_slider("style weight", 1e3, -2, 8)
+    assert isinstance(slider, ipywidgets.FloatLogSlider)
+    assert (slider.base, slider.min, slider.max, slider.step, slider.value) == (10, -2, 8, 0.1, 1e3)
+    assert slider.description == "style weight"
+    with pytest.raises(ValueError, match=r"value 1e\+09 is outside \[1e-2, 1e8\]"):
+        widgets.log_slider("style weight", 1e9, -2, 8)
+
+
+def _png_upload(name: str, data: bytes) -> dict:
+    return {"name": name, "type": "image/png", "size": len(data), "content": memoryview(data),
+            "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)}
+
+
+def _png_bytes(h: int = 40, w: int = 48) -> bytes:
+    pixels = (torch.rand(h, w, 3, generator=torch.Generator().manual_seed(0)) * 255).byte().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="png")
+    return buffer.getvalue()
+
+
+def test_image_picker_bundled_and_uploaded():
+    picker = widgets.ImagePicker("style", STYLE)
+    assert torch.equal(picker.image(64), sample_image(STYLE, 64))
+    assert picker.dropdown.options == tuple(widgets.list_images("style"))
+
+    data = _png_bytes()
+    picker.upload.value = (_png_upload("mine.png", data),)
+    got = picker.image()
+    assert torch.equal(got, load_image(data)) and got.shape == (1, 3, 40, 48)
+    assert picker.image(24).shape == (1, 3, 20, 24)
+    assert "mine.png" in picker.message.value
+
+    picker.dropdown.value = "van_gogh_harvest"  # choosing a bundled image discards the upload
+    assert picker.upload.value == ()
+    assert torch.equal(picker.image(64), sample_image("van_gogh_harvest", 64))
+
+
+def test_image_picker_bad_upload_shows_a_message():
+    picker = widgets.ImagePicker("content", CONTENT)
+    picker.upload.value = (_png_upload("notes.png", b"this is not an image"),)
+    assert "notes.png: not an image file" in picker.message.value  # shown as soon as it is uploaded
+    assert torch.equal(picker.image(64), sample_image(CONTENT, 64))
+    assert "using tower_bridge instead" in picker.message.value
+    with pytest.raises(ValueError, match="no bundled content image 'nope'"):
+        widgets.ImagePicker("content", "nope")
+
+
+def test_rerun_calls_once_then_on_every_click():
+    calls = []
+
+    def experiment(weight, steps, label):
+        calls.append((weight, steps, label))
+        fig = Figure()
+        fig.subplots().plot([0, steps], [0, weight])
+        return fig
+
+    weight = widgets.log_slider("weight", 1.0, -2, 2)
+    steps = ipywidgets.IntSlider(value=3, min=1, max=10)
+    box = widgets.rerun(experiment, weight=weight, steps=steps, label="fixed")
+    assert calls == [(1.0, 3, "fixed")]
+    assert box.children[:2] == (weight, steps)
+    button, out = box.children[2], box.children[3]
+    assert isinstance(button, ipywidgets.Button) and isinstance(out, ipywidgets.Output)
+
+    weight.value, steps.value = 10.0, 7
+    button.click()
+    assert calls[-1] == (10.0, 7, "fixed") and len(calls) == 2
+    assert not button.disabled and button.description == "Run"
+
+
+def test_rerun_passes_image_pickers_and_raises_first_errors():
+    picker = widgets.ImagePicker("content", CONTENT)
+    seen = []
+    box = widgets.rerun(lambda image: seen.append(image.image(64).shape), image=picker)
+    assert seen == [sample_image(CONTENT, 64).shape]
+    assert box.children[0] is picker.widget
+
+    def broken(x):
+        raise RuntimeError("bad experiment")
+
+    with pytest.raises(RuntimeError, match="bad experiment"):
+        widgets.rerun(broken, x=ipywidgets.IntSlider(value=1))
+
+
+def test_panel_defaults_follow_the_engine():
+    panel = widgets.StylePanel()
+    opts = panel.options()
+    expected = resolve_options()
+    assert opts["size"] == expected["size"] == smoke_or(256, 64)
+    assert opts["steps"] == expected["steps"][0]
+    for name in ("preset", "content_weight", "style_weight", "tv_weight", "optimizer", "lr", "init", "seed",
+                 "activation_shift", "chained", "layer_weighting", "ssim_weighting", "preserve_color"):
+        assert opts[name] == expected[name], name
+    assert opts["scales"] == 1
+    assert "RANDOM (untrained)" in panel.status.value
+    resolve_options(**opts)  # the panel's options are valid stylize options
+
+
+def test_panel_controls_map_to_options():
+    panel = widgets.StylePanel(weights="random", pooling="avg", size=96, style_weight=1e4)
+    assert panel.options()["size"] == 96 and panel.options()["style_weight"] == 1e4
+    assert panel.options()["weights"] == "random" and panel.options()["pooling"] == "avg"
+
+    panel.preset.value = "novak"  # the preset sets the method toggles and weights
+    opts = panel.options()
+    assert (opts["activation_shift"], opts["chained"], opts["layer_weighting"]) == (1.0, True, "geometric")
+    assert opts["style_weight"] == PRESETS["novak"]["style_weight"] and opts["size"] == 96
+
+    panel.use_tv.value = False
+    panel.ssim_weighting.value = True
+    panel.preserve_color.value = "luminance"
+    panel.activation_shift.value = False
+    panel.scales.value = 2
+    panel.seed.value = 7
+    panel.content_weight.value = 0.1
+    opts = panel.options()
+    assert opts["tv_weight"] == 0.0 and opts["ssim_weighting"] is True
+    assert opts["preserve_color"] == "luminance" and opts["activation_shift"] == 0.0
+    assert (opts["scales"], opts["seed"], opts["content_weight"]) == (2, 7, 0.1)
+
+    panel.optimizer.value = "adam"  # lr follows the optimizer
+    assert panel.options()["lr"] == DEFAULT_LR["adam"]
+    panel.preset.value = "ssim"
+    opts = panel.options()
+    assert (opts["optimizer"], opts["lr"], opts["ssim_weighting"]) == ("adam", PRESETS["ssim"]["lr"], True)
+    assert panel.use_tv.value  # the preset's tv_weight turns TV back on
+
+
+def test_panel_rejects_bad_defaults():
+    with pytest.raises(TypeError, match="unknown option"):
+        widgets.StylePanel(style_wieght=1.0)
+    with pytest.raises(TypeError, match="set by the panel"):
+        widgets.StylePanel(callback=print)
+    with pytest.raises(ValueError, match="style_weight=1e\\+12 is outside"):
+        widgets.StylePanel(style_weight=1e12)
+
+
+def test_panel_run_updates_progress_preview_and_status():
+    panel = widgets.StylePanel(size=64, steps=3)
+    result = panel.run()
+    assert isinstance(result, Result) and panel.result is result
+    assert not result.interrupted and len(result.history["total"]) == 3
+    assert (panel.progress.value, panel.progress.max) == (3, 3)
+    assert bytes(panel.preview.value).startswith(b"\x89PNG") and bytes(panel.loss_plot.value).startswith(b"\x89PNG")
+    assert Image.open(io.BytesIO(bytes(panel.preview.value))).size == tuple(reversed(result.image.shape[-2:]))
+    assert "RANDOM (untrained)" in panel.status.value and "done" in panel.status.value
+    assert not panel.run_button.disabled and panel.stop_button.disabled
+    assert panel._history["total"] == result.history["total"]
+
+
+def test_panel_stop_keeps_the_best_image():
+    panel = widgets.StylePanel(size=64, steps=3)
+    on_step = panel._on_step
+
+    def stop_at_once(info):
+        panel.stop()  # as the Stop button does, while the run is going
+        return on_step(info)
+
+    panel._on_step = stop_at_once
+    result = panel.run()
+    assert result.interrupted and result.stopped_reason == "stopped by callback"
+    assert len(result.history["total"]) == 1 and result.best_step == 0
+    assert "stopped, showing the best image so far" in panel.status.value
+    assert bytes(panel.preview.value) == plotting.image_png(result.best_image)
+
+    panel._on_step = on_step
+    panel.steps.value = 1
+    panel.stop()  # pressed before the run: it stops at the first step
+    assert panel.run().interrupted
+    assert not panel.run().interrupted  # the flag does not outlive a run
+
+
+def test_panel_run_button_runs_in_a_thread():
+    panel = widgets.StylePanel(size=64, steps=1)
+    panel.run_button.click()
+    panel._thread.join(timeout=120)
+    assert panel.result is not None and len(panel.result.history["total"]) == 1
+
+
+def test_panel_errors_are_shown_and_raised():
+    panel = widgets.StylePanel(size=64, steps=2, style_layers=["relu1_1"])
+    panel.chained.value = True
+    with pytest.raises(ValueError, match="needs at least 2 layers"):
+        panel.run()
+    assert "needs at least 2 layers" in panel.status.value and "color:#b00020" in panel.status.value
+    assert not panel.run_button.disabled
+
+
+def test_compare_same_inputs_and_seed():
+    reports = []
+    variants = {"a": {}, "b": {}, "strong style": {"style_weight": 1e5}}
+    results = widgets.compare(
+        CONTENT, STYLE, variants, report=lambda *r: reports.append(r), size=64, steps=1, progress=False
+    )
+    assert list(results) == list(variants)
+    assert reports == [("a", 0, 3), ("b", 1, 3), ("strong style", 2, 3)]
+    assert torch.equal(results["a"].image, results["b"].image)  # same inputs, same seed
+    assert not torch.equal(results["a"].image, results["strong style"].image)
+    assert results["strong style"].settings["style_weight"] == 1e5
+    assert [r.settings["seed"] for r in results.values()] == [0, 0, 0]
+    assert all(len(r.history["total"]) == 1 and math.isfinite(r.best_loss) for r in results.values())
+
+
+def test_compare_widget_returns_the_results(capsys):
+    results = widgets.compare_widget(CONTENT, STYLE, {"gatys": {}}, size=64, steps=1, progress=False)
+    assert list(results) == ["gatys"] and len(results["gatys"].history["total"]) == 1
+    assert "Image" in capsys.readouterr().out  # the grid was displayed (as text outside a kernel)
