@@ -1,0 +1,910 @@
+"""Fast style transfer (Johnson, Alahi & Fei-Fei, 2016): train a feed-forward network once per
+style with the perceptual loss, then stylising a new image is a single forward pass.
+
+- :class:`TransformerNet`: Johnson's image transformation network, with instance normalisation
+  (Ulyanov et al., 2016) and nearest-neighbour upsampling + convolution instead of transposed
+  convolutions (no checkerboard artefacts).
+- :class:`PerceptualLoss`: content + style + total variation of a batch, scaled as the engine's
+  ``normalize_losses=True`` (see :mod:`nstlab.optimize`), so the weights are unitless.
+- :func:`train_fast`: the training loop over random augmented crops of a folder of content images,
+  with atomic, resumable checkpoints; :func:`save_model`, :func:`load_model`, :func:`stylize_fast`.
+- :func:`compare_speed`: optimisation (:func:`nstlab.optimize.stylize`) vs one forward pass.
+- :func:`add_cli_commands`: ``nstlab train-fast`` and ``nstlab stylize-fast``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import hashlib
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from nstlab import losses
+from nstlab.images import (
+    IMAGE_SUFFIXES,
+    ImageError,
+    as_image,
+    list_images,
+    load_image,
+    resize,
+    sample_image_path,
+    save_image,
+)
+from nstlab.settings import default_device, smoke_or
+from nstlab.vgg import VGGFeatures
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn (the CLI starts faster)
+    from matplotlib.figure import Figure
+
+JOHNSON_CONTENT_LAYERS = ["relu2_2"]
+"""Johnson et al.'s content layer (VGG16 relu2_2; the same name in VGG19)."""
+
+JOHNSON_STYLE_LAYERS = ["relu1_2", "relu2_2", "relu3_4", "relu4_4"]
+"""Johnson et al.'s style layers relu1_2, relu2_2, relu3_3, relu4_3 of VGG16: the last ReLU of
+blocks 1-4. In VGG19 the last ReLUs of blocks 3 and 4 are relu3_4 and relu4_4."""
+
+HELD_OUT = ("chelsea_cat", "tower_bridge")
+"""Bundled content images left out of training by default, to test the network on unseen photos."""
+
+# Weights of the normalised terms, tuned with NSTLAB_WEIGHTS=random at 64-128 px, 150-300 steps, batch 2,
+# styles van_gogh_night_cafe and van_gogh_cafe_terrace_at_night: unlike the engine, which starts from the
+# content image, the network starts from a grey picture and must first learn to redraw the photo, so the
+# style weight is much lower than the engine's 1e3 (at 3 and above the held-out photos were lost under
+# the style's blobs; at 0.3-1 they stayed recognisable with the painting's palette and texture).
+DEFAULT_CONTENT_WEIGHT = 1.0
+DEFAULT_STYLE_WEIGHT = 1.0
+DEFAULT_TV_WEIGHT = 1.0
+DEFAULT_LR = 1e-3  # Johnson et al.: Adam, learning rate 1e-3
+MIN_CROP_SCALE = 0.3
+"""Smallest crop of a random resized crop, as a fraction of the largest square's area."""
+
+CHECKPOINT_FORMAT = "nstlab.fast.v1"
+RESUME_KEYS = (
+    "style_id", "content_dir", "size", "style_size", "batch_size", "lr", "content_weight", "style_weight",
+    "tv_weight", "content_layers", "style_layers", "channels", "n_residual", "seed", "weights_name",
+)
+"""Settings that must match for a checkpoint to be resumed (``steps`` may change: train longer)."""
+
+
+# ----------------------------------------------------------------------------- the network
+
+
+def _conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    """Reflection padding (no dark borders) + convolution; keeps H, W when stride is 1."""
+    return nn.Sequential(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_channels, out_channels, kernel, stride))
+
+
+def _conv_norm_relu(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        _conv(in_channels, out_channels, kernel, stride), nn.InstanceNorm2d(out_channels, affine=True), nn.ReLU()
+    )
+
+
+class ResidualBlock(nn.Module):
+    """x + IN(conv(ReLU(IN(conv(x))))): two 3x3 convolutions that learn a correction to x."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv_norm_relu(channels, channels, 3),
+            _conv(channels, channels, 3),
+            nn.InstanceNorm2d(channels, affine=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UpsampleConv(nn.Module):
+    """Nearest-neighbour upsampling to a given (H, W), then 3x3 conv + IN + ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = _conv_norm_relu(in_channels, out_channels, 3)
+
+    def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        return self.conv(F.interpolate(x, size=tuple(size), mode="nearest"))
+
+
+class TransformerNet(nn.Module):
+    """Johnson et al.'s image transformation network.
+
+    9x9 conv (c) -> two 3x3 stride-2 convs (2c, 4c) -> ``n_residual`` residual blocks -> two
+    upsampling blocks (2c, c) -> 9x9 conv to 3 channels -> sigmoid. Instance norm (affine) + ReLU
+    follow every conv but the last. The upsampling returns exactly to the encoder's sizes, so any
+    H, W >= 8 (odd too) comes back unchanged.
+
+    Inputs to forward: images (N, 3, H, W) in [0, 1].
+    Returns: stylised images (N, 3, H, W) in (0, 1).
+    Attributes: ``channels``, ``n_residual``; ``meta`` (dict of str/float/int) describes how the
+    network was trained (style, steps, ``weights_name`` of the VGG19 used) and is saved with it.
+    """
+
+    MIN_SIDE = 8
+
+    def __init__(self, channels: int = 32, n_residual: int = 5) -> None:
+        super().__init__()
+        for name, value in (("channels", channels), ("n_residual", n_residual)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TransformerNet: {name} must be an int >= 1, got {value!r}")
+        c = channels
+        self.channels, self.n_residual = channels, n_residual
+        self.meta: dict[str, Any] = {}
+        self.stem = _conv_norm_relu(3, c, 9)
+        self.down1 = _conv_norm_relu(c, 2 * c, 3, stride=2)
+        self.down2 = _conv_norm_relu(2 * c, 4 * c, 3, stride=2)
+        self.residuals = nn.Sequential(*[ResidualBlock(4 * c) for _ in range(n_residual)])
+        self.up1 = UpsampleConv(4 * c, 2 * c)
+        self.up2 = UpsampleConv(2 * c, c)
+        self.head = _conv(c, 3, 9)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1] != 3 or min(images.shape[-2:]) < self.MIN_SIDE:
+            raise ValueError(
+                f"TransformerNet expects images (N, 3, H, W) with H, W >= {self.MIN_SIDE}, got {tuple(images.shape)}"
+            )
+        x0 = self.stem(images)  # (N, c, H, W)
+        x1 = self.down1(x0)  # (N, 2c, ceil(H/2), ceil(W/2))
+        x = self.residuals(self.down2(x1))  # (N, 4c, ~H/4, ~W/4)
+        x = self.up1(x, x1.shape[-2:])
+        x = self.up2(x, x0.shape[-2:])
+        return torch.sigmoid(self.head(x))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ----------------------------------------------------------------------------- the loss
+
+
+def _positions(feat: torch.Tensor) -> int:
+    return feat.shape[-2] * feat.shape[-1]
+
+
+class PerceptualLoss(nn.Module):
+    """Johnson et al.'s perceptual loss of a batch of network outputs, with the engine's scaling.
+
+    total = content_weight * content + style_weight * style + tv_weight * tv, each term averaged
+    over the batch:
+
+    - content: sum_l mean (F_l - P_l)^2 / (n_layers * mean P_l^2), P_l from the input batch;
+    - style: sum_l w_l E_l(G_l, A_l) / E_l(0, A_l) with uniform w_l; the style image's Grams A_l are
+      computed once (its long side ``style_size``) and rescaled by M_output / M_style;
+    - tv: ``tv_loss(output, "l1", reduction="mean")``.
+
+    Inputs to forward: output (N, 3, H, W) of the network, content (N, 3, H, W) its input.
+    Returns: {"total", "content", "style", "tv"} scalars (terms unweighted, as in the engine).
+    """
+
+    def __init__(
+        self,
+        style: torch.Tensor | str | os.PathLike,
+        style_size: int,
+        content_layers: Sequence[str] = JOHNSON_CONTENT_LAYERS,
+        style_layers: Sequence[str] = JOHNSON_STYLE_LAYERS,
+        content_weight: float = DEFAULT_CONTENT_WEIGHT,
+        style_weight: float = DEFAULT_STYLE_WEIGHT,
+        tv_weight: float = DEFAULT_TV_WEIGHT,
+        weights: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        weights_of_terms = {"content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight}
+        for name, value in weights_of_terms.items():
+            _check_number("PerceptualLoss", name, value, low=0.0)
+        self.content_layers, self.style_layers = list(content_layers), list(style_layers)
+        layers = list(dict.fromkeys(self.content_layers + self.style_layers))
+        self.vgg = VGGFeatures(layers, weights=weights, device=device)
+        self.weights_name = self.vgg.weights_name
+        self.content_weight, self.style_weight = float(content_weight), float(style_weight)
+        self.tv_weight = float(tv_weight)
+        keys = losses.style_keys(self.style_layers, chained=False)
+        self.layer_weights = losses.layer_weights(keys, "uniform")
+        style_image = as_image(style, style_size).to(self.vgg.device)
+        if style_image.shape[0] != 1:
+            raise ValueError(f"PerceptualLoss: style must be one image (1, 3, H, W), got {tuple(style_image.shape)}")
+        with torch.no_grad():
+            feats = self.vgg(style_image)
+            self.style_grams = losses.style_grams(feats, keys)  # {layer: (1, C, C)}
+        self.style_positions = {key: _positions(feats[key]) for key in keys}
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        if output.shape != content.shape:
+            raise ValueError(
+                f"PerceptualLoss: output has shape {tuple(output.shape)} but content has shape {tuple(content.shape)}"
+            )
+        n = output.shape[0]
+        with torch.no_grad():
+            targets = self.vgg(content)
+        feats = self.vgg(output)
+        content_term = sum(
+            losses.content_loss(feats[layer], targets[layer], "mean")
+            / (len(self.content_layers) * n * max(float(targets[layer].pow(2).mean()), 1e-30))
+            for layer in self.content_layers
+        )
+        grams, factors = {}, {}
+        for key, gram in self.style_grams.items():
+            m = _positions(feats[key])
+            grams[key] = gram * (m / self.style_positions[key])
+            zero_loss = float(losses.style_layer_loss(torch.zeros_like(grams[key]), grams[key], m))
+            factors[key] = self.layer_weights[key] / max(zero_loss, 1e-30)
+        style_term = losses.style_loss(feats, grams, factors) / n
+        tv_term = losses.tv_loss(output, "l1", reduction="mean") / n
+        total = self.content_weight * content_term + self.style_weight * style_term + self.tv_weight * tv_term
+        return {"total": total, "content": content_term, "style": style_term, "tv": tv_term}
+
+
+# ----------------------------------------------------------------------------- training data
+
+
+def content_paths(content_dir: str | os.PathLike | None = None, held_out: Sequence[str] = HELD_OUT) -> list[Path]:
+    """Training images: every image file under ``content_dir`` (sorted), or, for None, the bundled
+    content images except ``held_out``. Raises ValueError if there is none."""
+    if content_dir is None:
+        names = [n for n in list_images("content") if n not in set(held_out)]
+        paths = [sample_image_path(n) for n in names]
+        where = f"the bundled content images minus {list(held_out)}"
+    else:
+        folder = Path(content_dir)
+        if not folder.is_dir():
+            raise ValueError(f"content_dir {str(folder)!r} is not a folder")
+        paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        where = f"folder {str(folder)!r} (suffixes {sorted(IMAGE_SUFFIXES)})"
+    if not paths:
+        raise ValueError(f"no training images in {where}")
+    return paths
+
+
+def _generator(seed: int, *stream: object) -> torch.Generator:
+    """A CPU generator determined by (seed, *stream) only, e.g. ("crop", step)."""
+    digest = hashlib.sha256(repr((seed, *stream)).encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def augmented_crop(
+    image: torch.Tensor, size: int, generator: torch.Generator, min_scale: float = MIN_CROP_SCALE
+) -> torch.Tensor:
+    """A random resized square crop with a random horizontal flip.
+
+    The crop's area is a uniform fraction in [min_scale, 1] of the largest square that fits, at a
+    uniform position; it is resized (antialiased) to size x size and flipped with probability 1/2.
+
+    Inputs: image (1, 3, H, W) in [0, 1]; size: output side; generator: the only randomness.
+    Returns: (1, 3, size, size).
+    """
+    if image.dim() != 4 or image.shape[0] != 1:
+        raise ValueError(f"augmented_crop: expected one image (1, 3, H, W), got {tuple(image.shape)}")
+    if not 0 < min_scale <= 1:
+        raise ValueError(f"augmented_crop: min_scale must be in (0, 1], got {min_scale!r}")
+    h, w = image.shape[-2:]
+    u = torch.rand(4, generator=generator).tolist()
+    side = max(1, round(min(h, w) * math.sqrt(min_scale + (1 - min_scale) * u[0])))
+    top, left = int(u[1] * (h - side + 1)), int(u[2] * (w - side + 1))
+    crop = resize(image[..., top : top + side, left : left + side], (size, size))
+    return crop.flip(-1) if u[3] < 0.5 else crop
+
+
+class CropSampler:
+    """Training batches of augmented crops, a pure function of (seed, step).
+
+    Each epoch visits every image once in an order shuffled by (seed, epoch); the crops of step k
+    come from a generator seeded by (seed, k). So a resumed training sees the same batches as an
+    uninterrupted one. Images are loaded with long side <= 3 * size and kept in an LRU cache.
+    """
+
+    def __init__(self, paths: Sequence[Path], size: int, batch_size: int, seed: int = 0, cache: int = 128) -> None:
+        self.paths, self.size, self.batch_size, self.seed = list(paths), size, batch_size, seed
+        self._load = functools.lru_cache(maxsize=cache)(self._load_uncached)
+        self._order = functools.lru_cache(maxsize=2)(self._order_uncached)
+
+    def _load_uncached(self, index: int) -> torch.Tensor:
+        return load_image(self.paths[index], max_size=3 * self.size)
+
+    def _order_uncached(self, epoch: int) -> list[int]:
+        return torch.randperm(len(self.paths), generator=_generator(self.seed, "epoch", epoch)).tolist()
+
+    def indices(self, step: int) -> list[int]:
+        """Indices into ``paths`` of the images of batch ``step``."""
+        n = len(self.paths)
+        positions = range(step * self.batch_size, (step + 1) * self.batch_size)
+        return [self._order(p // n)[p % n] for p in positions]
+
+    def batch(self, step: int) -> torch.Tensor:
+        """Batch ``step``: (batch_size, 3, size, size) CPU tensor in [0, 1]."""
+        generator = _generator(self.seed, "crop", step)
+        return torch.cat([augmented_crop(self._load(i), self.size, generator) for i in self.indices(step)])
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    """torch.save to ``path`` through a temporary file and os.replace: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _model_record(model: TransformerNet) -> dict[str, Any]:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "architecture": {"channels": model.channels, "n_residual": model.n_residual},
+        "meta": dict(model.meta),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def save_model(model: TransformerNet, path: str | os.PathLike) -> Path:
+    """Save a network (weights, architecture, ``meta``) atomically; :func:`load_model` reads it."""
+    path = Path(path)
+    _atomic_save(_model_record(model), path)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The dict stored in a model or checkpoint file, loaded with ``weights_only=True``.
+
+    Raises FileNotFoundError for a missing file and ValueError for any file that is not an
+    nstlab fast-style model (the message says what was found).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # zip, pickle or torch errors all mean "not one of our files"
+        raise ValueError(
+            f"{path}: not an nstlab fast-style model (torch.load failed: {type(err).__name__}: {err})"
+        ) from None
+    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
+        if isinstance(record, dict):
+            found = f"a dict with keys {sorted(map(str, record))[:6]}"
+        else:
+            found = type(record).__name__
+        raise ValueError(
+            f"{path}: not an nstlab fast-style model (expected format {CHECKPOINT_FORMAT!r}, found {found}); "
+            "train one with nstlab.fast.train_fast or 'nstlab train-fast'"
+        )
+    return record
+
+
+def _model_from_record(record: dict[str, Any], source: str) -> TransformerNet:
+    try:
+        model = TransformerNet(**record["architecture"])
+        model.load_state_dict(record["model"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise ValueError(f"{source}: broken nstlab fast-style model ({type(err).__name__}: {err})") from None
+    model.meta = dict(record.get("meta", {}))
+    return model
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> TransformerNet:
+    """A network saved by :func:`save_model` or a :func:`train_fast` checkpoint, in eval mode.
+
+    Raises FileNotFoundError / ValueError (see :func:`read_checkpoint`).
+    """
+    model = _model_from_record(read_checkpoint(path), str(path))
+    return model.to(default_device(device)).eval()
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class FastStepInfo:
+    """What the training callback receives after every step."""
+
+    step: int  # number of steps done so far (1-based)
+    total_steps: int
+    losses: dict[str, float]  # "total", "content", "style", "tv" of this step's batch
+    model: TransformerNet = field(repr=False)
+
+
+@dataclass
+class FastTrainingResult:
+    """The outcome of :func:`train_fast`.
+
+    history: {"total", "content", "style", "tv": one float per step, from step 1 (including the
+    steps of a resumed checkpoint)}; step_times: seconds per step of this run only.
+    steps: steps done in total; resumed_from: the checkpoint's step (0 for a fresh start).
+    interrupted: stopped by KeyboardInterrupt or the callback; stopped_reason says why it ended early.
+    """
+
+    model: TransformerNet = field(repr=False)
+    history: dict[str, list[float]] = field(repr=False)
+    steps: int
+    weights_name: str
+    interrupted: bool = False
+    stopped_reason: str | None = None
+    resumed_from: int = 0
+    step_times: list[float] = field(default_factory=list, repr=False)
+    settings: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def summary(self) -> str:
+        """One line: steps, loss first -> last, time per step, weights, and why it stopped."""
+        total = self.history["total"]
+        loss = f"loss {total[0]:.4g} -> {total[-1]:.4g}" if total else "no steps"
+        pace = f", {statistics.mean(self.step_times):.2f} s/step" if self.step_times else ""
+        resumed = f" (resumed from {self.resumed_from})" if self.resumed_from else ""
+        line = f"{self.steps} steps{resumed}, {loss}{pace}, {self.weights_name} VGG19"
+        return line + (f"; {self.stopped_reason}" if self.stopped_reason else "")
+
+
+def _check_number(fn: str, name: str, value: Any, low: float | None = None, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{fn}: {name} must be a finite number, got {value!r}")
+    if (positive and not value > 0) or (low is not None and value < low):
+        raise ValueError(f"{fn}: {name} must be {'> 0' if positive else f'>= {low}'}, got {value!r}")
+    return float(value)
+
+
+def _check_int(fn: str, name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{fn}: {name} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def _style_id(style_image: torch.Tensor) -> str:
+    """A short hash of the style image's pixels: resuming with another style is refused."""
+    return hashlib.sha1(style_image.float().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def _describe(image: Any) -> str:
+    if isinstance(image, torch.Tensor):
+        return f"tensor{tuple(image.shape)}"
+    return str(image)
+
+
+def _check_resumable(stored: dict[str, Any], config: dict[str, Any], path: Path) -> None:
+    different = [k for k in RESUME_KEYS if stored.get(k) != config[k]]
+    if different:
+        shown = "; ".join(
+            f"style image: checkpoint {stored.get('style')!r}, now {config['style']!r}"
+            if k == "style_id"
+            else f"{k}: checkpoint {stored.get(k)!r}, now {config[k]!r}"
+            for k in different
+        )
+        raise ValueError(
+            f"{path}: cannot resume, the checkpoint was trained with other settings ({shown}); "
+            "use another checkpoint file or resume=False (CLI: --restart) to start again"
+        )
+
+
+def train_fast(
+    style: torch.Tensor | str | os.PathLike,
+    content_dir: str | os.PathLike | None = None,
+    *,
+    steps: int | None = None,
+    size: int | None = None,
+    batch_size: int | None = None,
+    lr: float = DEFAULT_LR,
+    content_weight: float = DEFAULT_CONTENT_WEIGHT,
+    style_weight: float = DEFAULT_STYLE_WEIGHT,
+    tv_weight: float = DEFAULT_TV_WEIGHT,
+    style_size: int | None = None,
+    channels: int = 32,
+    n_residual: int = 5,
+    content_layers: Sequence[str] = JOHNSON_CONTENT_LAYERS,
+    style_layers: Sequence[str] = JOHNSON_STYLE_LAYERS,
+    held_out: Sequence[str] = HELD_OUT,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = True,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    weights: str | os.PathLike | None = None,
+    progress: bool = True,
+    callback: Callable[[FastStepInfo], bool | None] | None = None,
+) -> FastTrainingResult:
+    """Train a :class:`TransformerNet` for one style with Adam on the :class:`PerceptualLoss`.
+
+    Inputs:
+    - style: tensor (1, 3, H, W) in [0, 1], a path, or a bundled style name.
+    - content_dir: folder of training photos; None -> the bundled content images minus ``held_out``.
+    - steps: total steps (smoke_or(2000, 4)); size: crop side (smoke_or(256, 64)); batch_size
+      (smoke_or(4, 2)); style_size: the style image's long side (default ``size``).
+    - checkpoint: file saved atomically every ``checkpoint_every`` steps (smoke_or(100, 2)), at the
+      end and on interruption; if it exists and ``resume``, training continues from it (the same
+      settings are required; ``steps`` may grow). It is also a model file for :func:`load_model`.
+    - callback(FastStepInfo) after every step; returning False stops (interrupted=True).
+    Returns: a :class:`FastTrainingResult`; its model is in eval mode on ``device``. Batches
+    depend only on (seed, step), so on CPU a resumed run reproduces an uninterrupted one exactly.
+    """
+    fn = "train_fast"
+    steps = _check_int(fn, "steps", smoke_or(2000, 4) if steps is None else steps, 1)
+    size = _check_int(fn, "size", smoke_or(256, 64) if size is None else size, 16)
+    batch_size = _check_int(fn, "batch_size", smoke_or(4, 2) if batch_size is None else batch_size, 1)
+    style_size = _check_int(fn, "style_size", size if style_size is None else style_size, 16)
+    every = _check_int(fn, "checkpoint_every", smoke_or(100, 2) if checkpoint_every is None else checkpoint_every, 1)
+    lr = _check_number(fn, "lr", lr, positive=True)
+    seed = _check_int(fn, "seed", seed, 0)
+    device = default_device(device)
+    paths = content_paths(content_dir, held_out)
+    style_image = as_image(style)
+    loss_fn = PerceptualLoss(
+        style_image, style_size, content_layers, style_layers, content_weight, style_weight, tv_weight, weights, device
+    )
+    config = {
+        "style": _describe(style),
+        "style_id": _style_id(style_image),
+        "content_dir": f"bundled minus {list(held_out)}" if content_dir is None else str(Path(content_dir).resolve()),
+        "steps": steps,
+        "size": size,
+        "style_size": style_size,
+        "batch_size": batch_size,
+        "lr": lr,
+        "content_weight": loss_fn.content_weight,
+        "style_weight": loss_fn.style_weight,
+        "tv_weight": loss_fn.tv_weight,
+        "content_layers": loss_fn.content_layers,
+        "style_layers": loss_fn.style_layers,
+        "channels": channels,
+        "n_residual": n_residual,
+        "seed": seed,
+        "weights_name": loss_fn.weights_name,
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = TransformerNet(channels, n_residual)
+    model = model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history: dict[str, list[float]] = {"total": [], "content": [], "style": [], "tv": []}
+    start = 0
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and resume and checkpoint.exists():
+        record = read_checkpoint(checkpoint)
+        if "optimizer" not in record:
+            raise ValueError(f"{checkpoint}: a model file without training state; cannot resume (use resume=False)")
+        _check_resumable(record["config"], config, checkpoint)
+        model.load_state_dict(record["model"])
+        optimizer.load_state_dict(record["optimizer"])
+        start = int(record["step"])
+        history = {k: [float(v) for v in record["history"][k]] for k in history}
+    saved = start if start > 0 else None  # the step the checkpoint file holds for this run
+
+    def save(done: int) -> None:
+        nonlocal saved
+        model.meta = {"style": config["style"], "steps": done, "size": size, "weights_name": loss_fn.weights_name}
+        record = _model_record(model)
+        record.update(optimizer=optimizer.state_dict(), step=done, history=history, config=config)
+        _atomic_save(record, checkpoint)
+        saved = done
+
+    sampler = CropSampler(paths, size, batch_size, seed)
+    done, updating, step_times = start, False, []
+    interrupted, reason = False, None
+    try:
+        desc = f"train-fast [{loss_fn.weights_name} VGG]"
+        with tqdm(total=steps, initial=min(start, steps), desc=desc, disable=not progress) as bar:
+            for step in range(start, steps):
+                began = time.perf_counter()
+                batch = sampler.batch(step).to(device)
+                optimizer.zero_grad(set_to_none=True)
+                terms = loss_fn(model(batch), batch)
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                if not all(math.isfinite(v) for v in values.values()):
+                    reason = f"non-finite loss at step {step + 1} ({values}); try a smaller lr (now {lr:g})"
+                    break
+                terms["total"].backward()
+                updating = True
+                optimizer.step()
+                updating = False
+                done = step + 1
+                for k, v in values.items():
+                    history[k].append(v)
+                step_times.append(time.perf_counter() - began)
+                if checkpoint is not None and done % every == 0:
+                    save(done)
+                bar.update(1)
+                bar.set_postfix_str(" ".join(f"{k}={v:.3g}" for k, v in values.items()), refresh=False)
+                if callback is not None and callback(FastStepInfo(done, steps, values, model)) is False:
+                    interrupted, reason = True, f"stopped by callback after step {done}"
+                    break
+    except KeyboardInterrupt:
+        interrupted, reason = True, f"interrupted (KeyboardInterrupt) after step {done}"
+    if updating:  # interrupted inside optimizer.step(): the weights may be half-updated
+        if saved is not None:
+            record = read_checkpoint(checkpoint)
+            model.load_state_dict(record["model"])
+            done = int(record["step"])
+            history = {k: [float(v) for v in record["history"][k]] for k in history}
+            step_times = step_times[: done - start]
+            reason += f"; went back to the checkpoint of step {done}"
+        else:
+            reason += "; the last update may be incomplete (no checkpoint to go back to)"
+    elif checkpoint is not None and done > 0 and done != saved:
+        save(done)
+    model.meta = {"style": config["style"], "steps": done, "size": size, "weights_name": loss_fn.weights_name}
+    return FastTrainingResult(
+        model=model.eval(),
+        history=history,
+        steps=done,
+        weights_name=loss_fn.weights_name,
+        interrupted=interrupted,
+        stopped_reason=reason,
+        resumed_from=start,
+        step_times=step_times,
+        settings=config,
+    )
+
+
+# ----------------------------------------------------------------------------- using a network
+
+
+def stylize_fast(
+    model: TransformerNet, image: torch.Tensor | str | os.PathLike, size: int | None = None
+) -> torch.Tensor:
+    """Stylise one image with a trained network: one forward pass, no gradients.
+
+    Inputs: image: tensor (1, 3, H, W) / (3, H, W) in [0, 1], a path or a bundled image name;
+    size: long side to resize it to first (None keeps its size). Runs on the model's device.
+    Returns: (1, 3, H, W) CPU tensor in [0, 1].
+    """
+    device = next(model.parameters()).device
+    x = as_image(image, size).to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        model.train(was_training)
+    return out.clamp(0, 1).cpu()
+
+
+def show_training(
+    result: FastTrainingResult, test_images: Sequence[str] = HELD_OUT, size: int | None = None
+) -> Figure:
+    """The trained network on ``test_images`` (bundled names, long side ``size``, default
+    smoke_or(256, 64)), the style image and the loss curves, with the weights footer."""
+    from matplotlib.figure import Figure
+
+    from nstlab import plotting
+
+    size = smoke_or(256, 64) if size is None else size
+    panels = [
+        (f"{name} (held out)" if name in HELD_OUT else name, stylize_fast(result.model, name, size))
+        for name in test_images
+    ]
+    style = result.settings["style"]
+    if not style.startswith("tensor("):
+        panels.append((f"style: {Path(style).stem}", as_image(style, size)))
+    n = len(panels)
+    fig = Figure(figsize=(3.0 * n + 4.5, 3.4), layout="constrained")
+    grid = fig.add_gridspec(1, n + 1, width_ratios=[1.0] * n + [1.5])
+    for i, (title, image) in enumerate(panels):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(image[0].permute(1, 2, 0).numpy())
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    plotting.plot_losses(result.history, ax=fig.add_subplot(grid[0, n]), title=f"training ({result.steps} steps)")
+    fig.supxlabel(plotting.weights_footer(result.weights_name), fontsize=8)
+    return fig
+
+
+def train_and_show(
+    style: torch.Tensor | str | os.PathLike,
+    style_weight: float = DEFAULT_STYLE_WEIGHT,
+    content_weight: float = DEFAULT_CONTENT_WEIGHT,
+    tv_weight: float = DEFAULT_TV_WEIGHT,
+    test_images: Sequence[str] = HELD_OUT,
+    test_size: int | None = None,
+    **train_options: Any,
+) -> Figure:
+    """Train a network (:func:`train_fast` with ``train_options``) and :func:`show_training` it:
+    the function behind the notebook's re-training widget."""
+    result = train_fast(
+        style, content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, **train_options
+    )
+    return show_training(result, test_images, test_size)
+
+
+@dataclass
+class SpeedComparison:
+    """Time to stylise the same image on the same device: optimisation vs one forward pass."""
+
+    optimization_seconds: float
+    forward_seconds: float  # median of ``repeats`` passes after one warm-up pass
+    steps: int  # optimisation steps
+    size_hw: tuple[int, int]
+    device: str
+    weights_name: str
+    optimized_image: torch.Tensor = field(repr=False)
+    fast_image: torch.Tensor = field(repr=False)
+
+    @property
+    def speedup(self) -> float:
+        return self.optimization_seconds / max(self.forward_seconds, 1e-12)
+
+    def table(self) -> str:
+        """A small text table of the two timings."""
+        h, w = self.size_hw
+        return "\n".join(
+            [
+                f"{h}x{w} px on {self.device}",
+                f"{'method':<34}{'seconds':>10}",
+                f"{f'optimisation ({self.steps} steps)':<34}{self.optimization_seconds:>10.3f}",
+                f"{'feed-forward network (1 pass)':<34}{self.forward_seconds:>10.4f}",
+                f"speed-up: {self.speedup:.0f}x",
+            ]
+        )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def compare_speed(
+    model: TransformerNet,
+    content: torch.Tensor | str | os.PathLike,
+    style: torch.Tensor | str | os.PathLike,
+    size: int | None = None,
+    steps: int | None = None,
+    device: str | torch.device | None = None,
+    weights: str | os.PathLike | None = None,
+    repeats: int = 3,
+    **stylize_options: Any,
+) -> SpeedComparison:
+    """Time :func:`nstlab.optimize.stylize` and :func:`stylize_fast` on the same image and device.
+
+    Inputs: content/style as for ``stylize``; size: long side (smoke_or(256, 64)); steps: the
+    optimisation's steps (default: the engine's); stylize_options go to ``stylize``.
+    Returns: a :class:`SpeedComparison` (wall-clock seconds, both images).
+    """
+    from nstlab.optimize import stylize
+
+    size = _check_int("compare_speed", "size", smoke_or(256, 64) if size is None else size, 16)
+    repeats = _check_int("compare_speed", "repeats", repeats, 1)
+    device = default_device(device)
+    image = as_image(content, size)
+    _sync(device)
+    began = time.perf_counter()
+    result = stylize(
+        image, style, size=size, steps=steps, device=device, weights=weights, progress=False, **stylize_options
+    )
+    _sync(device)
+    optimization_seconds = time.perf_counter() - began
+    net = model if next(model.parameters()).device == device else copy.deepcopy(model).to(device)
+    fast_image = stylize_fast(net, image)  # warm-up (allocations, kernel choice)
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fast_image = stylize_fast(net, image)
+        _sync(device)
+        times.append(time.perf_counter() - began)
+    return SpeedComparison(
+        optimization_seconds=optimization_seconds,
+        forward_seconds=statistics.median(times),
+        steps=len(result.history["total"]),
+        size_hw=tuple(image.shape[-2:]),
+        device=str(device),
+        weights_name=result.weights_name,
+        optimized_image=result.image,
+        fast_image=fast_image,
+    )
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def add_cli_commands(commands: argparse._SubParsersAction) -> None:
+    """Register ``train-fast`` and ``stylize-fast`` on the ``nstlab`` subparsers (``run`` = handler)."""
+    p = commands.add_parser(
+        "train-fast",
+        help="train a feed-forward style network (Johnson et al.)",
+        description="Train a feed-forward network for one style on crops of a folder of photos. MODEL.pth "
+        "is written every --checkpoint-every steps and on Ctrl-C: run the same command again to resume.",
+    )
+    p.add_argument("--style", required=True, help="style image: a file or the name of a bundled style image")
+    p.add_argument(
+        "--content-dir",
+        type=Path,
+        help=f"folder of training photos (default: the bundled content images minus {', '.join(HELD_OUT)})",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="MODEL.pth",
+        help="the trained network, also the resumable checkpoint",
+    )
+    p.add_argument("--steps", type=int, help="total training steps (default 2000)")
+    p.add_argument("--size", type=int, help="crop side in pixels (default 256)")
+    p.add_argument("--batch-size", type=int, help="crops per step (default 4)")
+    p.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"Adam learning rate (default {DEFAULT_LR:g})")
+    p.add_argument("--content-weight", type=float, default=DEFAULT_CONTENT_WEIGHT)
+    p.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT)
+    p.add_argument("--tv-weight", type=float, default=DEFAULT_TV_WEIGHT)
+    p.add_argument("--channels", type=int, default=32, help="width of the network's first layer (default 32)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 100)")
+    p.add_argument("--restart", action="store_true", help="start again even if MODEL.pth exists")
+    p.add_argument(
+        "--weights", metavar="imagenet|random|PATH", help="VGG19 weights (default: $NSTLAB_WEIGHTS or imagenet)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="e.g. cpu, cuda, mps (default: automatic)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_train_fast)
+
+    p = commands.add_parser(
+        "stylize-fast",
+        help="stylise an image with a trained feed-forward network",
+        description="Stylise IMAGE with a network trained by 'nstlab train-fast': one forward pass.",
+    )
+    p.add_argument("model", type=Path, metavar="MODEL.pth")
+    p.add_argument("image", metavar="IMAGE", help="content image: a file or the name of a bundled image")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.png", help="output image file")
+    p.add_argument("--size", type=int, help="long side of the result (default: the image's own size)")
+    p.add_argument("--device", help="e.g. cpu, cuda, mps (default: automatic)")
+    p.set_defaults(run=run_stylize_fast)
+
+
+def run_train_fast(args: argparse.Namespace) -> int:
+    """Handler of ``nstlab train-fast``: 0 when done, 130 when interrupted (checkpoint saved),
+    1 when stopped by a non-finite loss."""
+    result = train_fast(
+        args.style,
+        args.content_dir,
+        steps=args.steps,
+        size=args.size,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        channels=args.channels,
+        checkpoint=args.output,
+        checkpoint_every=args.checkpoint_every,
+        resume=not args.restart,
+        seed=args.seed,
+        device=args.device,
+        weights=args.weights,
+        progress=not args.no_progress,
+    )
+    if result.interrupted:
+        print(
+            f"nstlab: {result.stopped_reason}; checkpoint {args.output} is at step {result.steps}: "
+            "run the same command to resume"
+        )
+        return 130
+    if result.stopped_reason is not None:
+        print(f"nstlab: error: {result.stopped_reason}")
+        return 1
+    if not result.step_times:
+        print(f"nstlab: {args.output} already has {result.steps} steps; nothing to do (raise --steps to train longer)")
+    else:
+        print(f"nstlab: wrote {args.output} ({result.summary()})")
+    return 0
+
+
+def run_stylize_fast(args: argparse.Namespace) -> int:
+    """Handler of ``nstlab stylize-fast``: writes OUT and returns 0."""
+    if args.output.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImageError(
+            f"{args.output}: unknown image suffix {args.output.suffix!r}; use one of {sorted(IMAGE_SUFFIXES)}"
+        )
+    if args.size is not None and args.size < TransformerNet.MIN_SIDE:
+        raise ValueError(f"stylize-fast: --size must be >= {TransformerNet.MIN_SIDE}, got {args.size}")
+    model = load_model(args.model, args.device)
+    began = time.perf_counter()
+    image = stylize_fast(model, args.image, args.size)
+    seconds = time.perf_counter() - began
+    save_image(image, args.output)
+    h, w = image.shape[-2:]
+    trained_with = model.meta.get("weights_name", "?")
+    print(f"nstlab: wrote {args.output} ({h}x{w} px in {seconds:.2f} s; network trained with {trained_with} VGG19)")
+    return 0
