@@ -236,6 +236,10 @@ class StylePanel:
 
     # -- controls <-> options
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
+        """Displaying the panel object shows its widget (``panel`` alone in a cell)."""
+        return self.widget._repr_mimebundle_(**kwargs)
+
     def _set_controls(self, opts: Mapping[str, Any], names: tuple[str, ...]) -> None:
         """Set the controls of ``names`` from a resolved options dict."""
         values = {

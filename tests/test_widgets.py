@@ -228,3 +228,8 @@ def test_compare_widget_returns_the_results(capsys):
     results = widgets.compare_widget(CONTENT, STYLE, {"gatys": {}}, size=64, steps=1, progress=False)
     assert list(results) == ["gatys"] and len(results["gatys"].history["total"]) == 1
     assert "Image" in capsys.readouterr().out  # the grid was displayed (as text outside a kernel)
+
+
+def test_style_panel_displays_as_its_widget():
+    bundle = widgets.StylePanel()._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
