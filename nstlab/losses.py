@@ -13,6 +13,7 @@ total over the batch, i.e. the sum of the per-image losses.
 from __future__ import annotations
 
 import math
+import platform
 from collections.abc import Iterable, Iterator, Mapping
 
 import torch
@@ -125,8 +126,103 @@ def gram_matrix(feat: torch.Tensor, normalize: str = "none", shift: float = 0.0)
     _check_option(fn, "normalize", normalize, GRAM_NORMALIZATIONS)
     _check_feats(fn, "feat", feat)
     n, c, h, w = feat.shape
-    f = feat.reshape(n, c, h * w) + shift
-    return (f @ f.transpose(1, 2)) / _gram_divisor(normalize, c, c, h * w)
+    gram = _GramProduct.apply(feat, None, float(shift))
+    return gram if normalize == "none" else gram / _gram_divisor(normalize, c, c, h * w)
+
+
+# How the products over positions are computed (the maths is just sum_k A_ik B_jk); see
+# benchmarks/README.md for the measurements behind it.
+
+
+def _as_matrix(feat: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """(N, C, H, W) as a matrix view without a copy: (N, C, HW), or (N, HW, C) (second value
+    True) when the features are stored channels_last, as the engine's VGG19 makes them on CPU."""
+    n, c, h, w = feat.shape
+    if feat.is_contiguous(memory_format=torch.channels_last) and not feat.is_contiguous():
+        return feat.permute(0, 2, 3, 1).reshape(n, h * w, c), True
+    return feat.reshape(n, c, h * w), False
+
+
+_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+def _by_convolution(*tensors: torch.Tensor) -> bool:
+    """On an x86-64 CPU in float32, compute a product over positions as a 1x1 convolution: oneDNN's
+    convolution kernels ran it about 2x faster than torch.matmul's BLAS (benchmarks/README.md).
+    Elsewhere (GPU, ARM: not measured) torch.matmul is used."""
+    return (
+        _X86_64
+        and torch.backends.mkldnn.is_available()
+        and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    )
+
+
+# dilation=2 changes nothing for a 1x1 kernel, but makes PyTorch use oneDNN even single-threaded.
+_ONEDNN_DILATION = 2
+
+
+def _positions_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum_k A_ik B_jk over the positions k: (N, Ca, H, W), (N, Cb, H, W) -> (N, Ca, Cb)."""
+    n, ca, cb = a.shape[0], a.shape[1], b.shape[1]
+    if _by_convolution(a, b):  # the weight gradient of a 1x1 convolution of B with output gradient A
+        grams = [
+            torch.nn.grad.conv2d_weight(b[i : i + 1], (ca, cb, 1, 1), a[i : i + 1], dilation=_ONEDNN_DILATION)
+            for i in range(n)
+        ]
+        return grams[0].view(1, ca, cb) if n == 1 else torch.stack(grams).view(n, ca, cb)
+    (ma, a_first), (mb, b_first) = _as_matrix(a), _as_matrix(b)
+    return (ma.transpose(1, 2) if a_first else ma) @ (mb if b_first else mb.transpose(1, 2))
+
+
+def _mix_channels(weight: torch.Tensor, x: torch.Tensor, shift: float) -> torch.Tensor:
+    """weight @ (x + shift) at every position (a 1x1 convolution; the shift becomes its bias):
+    (N, Ca, Cb), (N, Cb, H, W) -> (N, Ca, H, W)."""
+    n, ca, cb = weight.shape
+    h, w = x.shape[-2:]
+    bias = shift * weight.sum(dim=2) if shift != 0 else None  # (N, Ca)
+    if _by_convolution(weight, x):
+        mixed = [
+            F.conv2d(x[i : i + 1], weight[i].reshape(ca, cb, 1, 1), None if bias is None else bias[i],
+                     dilation=_ONEDNN_DILATION)
+            for i in range(n)
+        ]
+        return mixed[0] if n == 1 else torch.cat(mixed)
+    m, positions_first = _as_matrix(x)
+    if positions_first:
+        out = m @ weight.transpose(1, 2)
+        out = out if bias is None else out + bias[:, None, :]
+        return out.view(n, h, w, ca).permute(0, 3, 1, 2)
+    out = weight @ m
+    return (out if bias is None else out + bias[:, :, None]).view(n, ca, h, w)
+
+
+class _GramProduct(torch.autograd.Function):
+    """G = sum over positions of (A + s)(B + s)^T, (N, Ca, Cb), for maps of the same H, W; B = None
+    for the Gram of A alone. The shifted maps are never stored: (A + s)(B + s)^T = A B^T
+    + s (row sums of A + row sums of B) + s^2 M, and in the backward pass the shift becomes a bias.
+    The Gram's backward dA = (dG + dG^T)(A + s) takes one product instead of autograd's two."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor | None, shift: float) -> torch.Tensor:
+        ctx.save_for_backward(a, b)
+        ctx.shift = shift
+        gram = _positions_product(a, a if b is None else b)
+        if shift == 0:
+            return gram
+        row_a = a.sum(dim=(2, 3))
+        row_b = row_a if b is None else b.sum(dim=(2, 3))
+        m = a.shape[-2] * a.shape[-1]
+        return gram + shift * (row_a[:, :, None] + row_b[:, None, :]) + shift * shift * m
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        a, b = ctx.saved_tensors
+        s = ctx.shift
+        if b is None:
+            return _mix_channels(grad + grad.transpose(1, 2), a, s), None, None
+        grad_a = _mix_channels(grad, b, s) if ctx.needs_input_grad[0] else None
+        grad_b = _mix_channels(grad.transpose(1, 2), a, s) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b, None
 
 
 def _match_sizes(fn: str, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,9 +266,8 @@ def chained_gram(
     fa, fb = _match_sizes(fn, feat_a, feat_b)
     n, ca, h, w = fa.shape
     cb = fb.shape[1]
-    a = fa.reshape(n, ca, h * w) + shift
-    b = fb.reshape(n, cb, h * w) + shift
-    return (a @ b.transpose(1, 2)) / _gram_divisor(normalize, ca, cb, h * w)
+    gram = _GramProduct.apply(fa, fb, float(shift))
+    return gram if normalize == "none" else gram / _gram_divisor(normalize, ca, cb, h * w)
 
 
 # ----------------------------------------------------------------------------- style

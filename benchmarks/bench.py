@@ -1,0 +1,638 @@
+"""Benchmark of nstlab's optimisation step against the hardware floor and a naive baseline.
+
+One run measures, on the same images, size and device, with fixed seeds and random VGG19 weights:
+
+- floor: one forward + backward pass of the VGG19 layers up to a preset's deepest layer, built as
+  the engine builds its network (``nstlab.optimize.feature_extractor``), with no loss code at all;
+- naive baseline: a tutorial-style Gatys implementation written below (a copy of the whole
+  ``features`` stack with loss modules inserted, the style Grams recomputed from the style
+  features every step, full resolution only, L-BFGS with a closure), with exactly the objective
+  of nstlab's "gatys" preset;
+- nstlab: ``stylize`` for every preset (its closures timed too), and gatys at a big size (1024 px);
+- time to quality: the wall time nstlab (multi-scale, L-BFGS) needs to reach the loss the baseline
+  reaches after ``--steps`` L-BFGS steps, both measured with the baseline's own loss.
+
+Run ``python benchmarks/bench.py --size 256 --device cpu``; benchmarks/README.md defines every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import ctypes
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout without installing nstlab
+    sys.path.insert(0, str(ROOT))
+
+from nstlab import optimize  # noqa: E402
+from nstlab.images import as_image, resize  # noqa: E402
+from nstlab.optimize import PRESETS, feature_extractor, resolve_options, stylize  # noqa: E402
+from nstlab.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG19_LAYERS, vgg19_features  # noqa: E402
+
+WEIGHTS = "random"
+"""The issue's setting: the seeded untrained VGG19 (no download), for the baseline and nstlab alike."""
+
+
+@dataclass
+class Config:
+    """What one benchmark run measures (the command-line options, see ``parse_args``)."""
+
+    size: int = 256
+    device: str = "cpu"
+    threads: int | None = None
+    content: str = "tower_bridge"
+    style: str = "van_gogh_cafe_terrace_at_night"
+    repeats: int = 7
+    presets: list[str] = field(default_factory=lambda: list(PRESETS))
+    steps: int = 300
+    preset_steps: int = 50
+    ttq_scales: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
+    ttq_coarse_steps: list[int] = field(default_factory=lambda: [50, 50])
+    ttq_max_steps: int = 300
+    big_size: int = 1024
+    big_steps: int = 4
+    out: str | None = None
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _proc_status_kib(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class PeakMemory:
+    """Peak memory of a code section, in bytes (``.peak``).
+
+    CUDA: ``torch.cuda.max_memory_allocated`` (tensors only). CPU: the process' peak resident set
+    (``VmHWM``), reset at the start of the section through ``/proc/self/clear_refs`` after freed
+    memory is returned to the OS; it includes Python, torch and the network weights. Where the reset
+    is impossible, ``resettable`` is False and the peak is the process' peak so far.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak: int | None = None
+        self.resettable = True
+
+    def __enter__(self) -> PeakMemory:
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return self
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            self.resettable = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.peak = int(torch.cuda.max_memory_allocated(self.device))
+            return
+        hwm = _proc_status_kib("VmHWM")
+        if hwm is None:
+            import resource
+
+            self.resettable = False
+            hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self.peak = hwm * 1024
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def load_pair(content: str, style: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Content at long side ``size`` and the style resized to the content's (H, W) (tutorial style).
+
+    Returns: two (1, 3, H, W) CPU tensors in [0, 1].
+    """
+    c = as_image(content, size)
+    return c, resize(as_image(style), tuple(c.shape[-2:]))
+
+
+def deepest_layer(preset: str) -> str:
+    opts = PRESETS[preset]
+    return max(opts["content_layers"] + opts["style_layers"], key=VGG19_LAYERS.index)
+
+
+# ----------------------------------------------------------------------------- floor
+
+
+def floor_step_times(image: torch.Tensor, deepest: str, device: torch.device, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` forward + backward passes up to ``deepest`` (after one warm-up pass).
+
+    The network is the engine's own (``feature_extractor``: same truncation, memory format, dtype);
+    the backward pass starts from a fixed gradient on the deepest layer's output: no loss code.
+    """
+    vgg = feature_extractor([deepest], WEIGHTS, "max", device)
+    x = image.detach().to(device).requires_grad_(True)
+    grad = None
+    times = []
+    for i in range(repeats + 1):
+        _sync(device)
+        start = time.perf_counter()
+        out = vgg(x)[deepest]
+        if grad is None:
+            grad = torch.ones_like(out)
+        out.backward(grad)
+        _sync(device)
+        if i > 0:
+            times.append(time.perf_counter() - start)
+        x.grad = None
+    return times
+
+
+# ----------------------------------------------------------------------------- the naive baseline
+
+
+class Normalization(nn.Module):
+    """ImageNet mean/std normalisation as the first module of the copied network."""
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(-1, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=device).view(-1, 1, 1)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return (img - self.mean) / self.std
+
+
+def naive_gram(x: torch.Tensor) -> torch.Tensor:
+    """(1, C, H, W) -> (C, C) unnormalised Gram, as the PyTorch tutorial writes it."""
+    a, b, c, d = x.size()
+    features = x.view(a * b, c * d)
+    return torch.mm(features, features.t())
+
+
+class ContentLoss(nn.Module):
+    """Records mean (F - P)^2 / mean P^2 (nstlab's normalised content term) and passes x on."""
+
+    def __init__(self, target: torch.Tensor) -> None:
+        super().__init__()
+        self.target = target.detach()
+        self.loss = torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.loss = F.mse_loss(x, self.target) / self.target.pow(2).mean()
+        return x
+
+
+class StyleLoss(nn.Module):
+    """Records w * E_l / E_l(0) = w * sum (G - A)^2 / sum A^2; A is recomputed from the style
+    features in every forward pass (the Gatys constant 1/(4 N^2 M^2) cancels in the ratio)."""
+
+    def __init__(self, target_feature: torch.Tensor, weight: float) -> None:
+        super().__init__()
+        self.target_feature = target_feature.detach()
+        self.weight = weight
+        self.loss = torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = naive_gram(x)
+        a = naive_gram(self.target_feature)
+        self.loss = self.weight * (g - a).pow(2).sum() / a.pow(2).sum()
+        return x
+
+
+def naive_tv(img: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of horizontal and vertical neighbours (nstlab's tv term)."""
+    dx = (img[..., :, 1:] - img[..., :, :-1]).abs()
+    dy = (img[..., 1:, :] - img[..., :-1, :]).abs()
+    return (dx.sum() + dy.sum()) / (dx.numel() + dy.numel())
+
+
+class NaiveGatys:
+    """The tutorial's model: Normalization + a copy of all 37 VGG19 ``features`` modules with a
+    ContentLoss / StyleLoss module after each chosen layer. The objective is that of nstlab's
+    "gatys" preset: content_weight * content + style_weight * style + tv_weight * tv."""
+
+    def __init__(self, content: torch.Tensor, style: torch.Tensor, device: torch.device) -> None:
+        opts = resolve_options("gatys")
+        self.weights = (opts["content_weight"], opts["style_weight"], opts["tv_weight"])
+        cnn = copy.deepcopy(vgg19_features(WEIGHTS)[0]).to(device).eval()
+        self.model = nn.Sequential(Normalization(device))
+        self.content_losses: list[ContentLoss] = []
+        self.style_losses: list[StyleLoss] = []
+        with torch.no_grad():
+            for name, layer in zip(VGG19_LAYERS, cnn):
+                self.model.add_module(name, layer)
+                if name in opts["content_layers"]:
+                    loss = ContentLoss(self.model(content))
+                    self.model.add_module(f"content_loss_{name}", loss)
+                    self.content_losses.append(loss)
+                if name in opts["style_layers"]:
+                    loss = StyleLoss(self.model(style), 1.0 / len(opts["style_layers"]))
+                    self.model.add_module(f"style_loss_{name}", loss)
+                    self.style_losses.append(loss)
+        self.model.requires_grad_(False)
+
+    def loss(self, img: torch.Tensor) -> torch.Tensor:
+        """The total loss of img (1, 3, H, W); runs the whole copied network."""
+        self.model(img)
+        content = sum(cl.loss for cl in self.content_losses)
+        style = sum(sl.loss for sl in self.style_losses)
+        wc, ws, wt = self.weights
+        return wc * content + ws * style + wt * naive_tv(img)
+
+    @torch.no_grad()
+    def yardstick(self, img: torch.Tensor) -> float:
+        """The common measure of quality: this loss of the image clamped to [0, 1]."""
+        return float(self.loss(img.clamp(0, 1)))
+
+
+def run_naive(content: torch.Tensor, style: torch.Tensor, steps: int, device: torch.device) -> dict[str, Any]:
+    """The baseline: ``steps`` L-BFGS evaluations from the content image, tutorial style.
+
+    torch.optim.LBFGS with its defaults (max_iter=20 evaluations per .step(), history 100, lr 1)
+    except zero tolerances, so that it never stops early; one step = one closure evaluation.
+    Returns: {"model", "image", "losses", "step_times", "wall"}; wall includes building the model.
+    """
+    content, style = content.to(device), style.to(device)
+    _sync(device)
+    start = time.perf_counter()
+    naive = NaiveGatys(content, style, device)
+    img = content.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([img], tolerance_grad=0.0, tolerance_change=0.0)
+    starts: list[float] = []
+
+    def closure() -> torch.Tensor:
+        starts.append(time.perf_counter())
+        optimizer.zero_grad()
+        loss = naive.loss(img)
+        loss.backward()
+        return loss
+
+    while len(starts) < steps:
+        optimizer.param_groups[0]["max_iter"] = min(20, steps - len(starts))
+        optimizer.step(closure)
+    _sync(device)
+    end = time.perf_counter()
+    times = [b - a for a, b in zip(starts, starts[1:] + [end])]
+    return {"model": naive, "image": img.detach(), "step_times": times, "wall": end - start}
+
+
+# ----------------------------------------------------------------------------- nstlab
+
+
+@contextlib.contextmanager
+def closure_timer(device: torch.device) -> Iterator[list[float]]:
+    """Record the seconds of every closure the engine's optimisers evaluate: the loss terms and
+    their backward pass, i.e. a step without the optimiser's own update (instrumentation only)."""
+    times: list[float] = []
+    make = optimize._make_optimizer
+
+    def make_timed(x: torch.Tensor, opts: dict) -> torch.optim.Optimizer:
+        optimizer = make(x, opts)
+        step = optimizer.step
+
+        def timed_step(closure: Callable[[], torch.Tensor]) -> Any:
+            def timed() -> torch.Tensor:
+                _sync(device)
+                start = time.perf_counter()
+                loss = closure()
+                _sync(device)
+                times.append(time.perf_counter() - start)
+                return loss
+
+            return step(timed)
+
+        optimizer.step = timed_step  # type: ignore[method-assign]
+        return optimizer
+
+    optimize._make_optimizer = make_timed
+    try:
+        yield times
+    finally:
+        optimize._make_optimizer = make
+
+
+def nstlab_run(
+    content: torch.Tensor, style: torch.Tensor, preset: str, device: torch.device, steps: int, **options: Any
+) -> tuple[Any, list[float], float]:
+    """``stylize`` for ``steps`` steps at the content's size, timing its closures too.
+
+    Returns: (the Result, the closure times, the wall time of the whole call).
+    """
+    with closure_timer(device) as evals:
+        _sync(device)
+        start = time.perf_counter()
+        result = stylize(
+            content, style, preset=preset, steps=steps, size=max(content.shape[-2:]),
+            weights=WEIGHTS, device=device, progress=False, **options,
+        )
+        _sync(device)
+    return result, evals, time.perf_counter() - start
+
+
+def nstlab_time_to_quality(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    target: float,
+    yardstick: Callable[[torch.Tensor], float],
+    device: torch.device,
+    scales: list[float],
+    coarse_steps: list[int],
+    max_steps: int,
+) -> dict[str, Any]:
+    """Wall time of ``stylize`` (gatys preset, L-BFGS, ``scales``) until yardstick(image) <= target.
+
+    The callback evaluates the yardstick on the image after every step of the final scale and
+    stops the run once the target is reached; the time spent inside the callback is subtracted.
+    Returns: {"seconds", "reached", "final_steps", "yardstick", "steps", "median_seconds"};
+    median_seconds = sum over scales of (steps at the scale x median step time there), a cross-check
+    of the wall time that load from other processes hardly moves.
+    """
+    spent = 0.0
+    found: dict[str, Any] = {"reached": False, "final_steps": 0, "yardstick": math.nan}
+
+    def stop_at_target(info: Any) -> bool | None:
+        nonlocal spent
+        if info.scale != info.n_scales - 1:
+            return None
+        begin = time.perf_counter()
+        value = yardstick(info.image.to(device))
+        found.update(final_steps=found["final_steps"] + 1, yardstick=value, reached=value <= target)
+        spent += time.perf_counter() - begin
+        return False if found["reached"] else None
+
+    _sync(device)
+    start = time.perf_counter()
+    result = stylize(
+        content, style, preset="gatys", size=max(content.shape[-2:]), scales=scales,
+        steps=[*coarse_steps, max_steps], weights=WEIGHTS, device=device, progress=False,
+        callback=stop_at_target, callback_every=1,
+    )
+    _sync(device)
+    seconds = time.perf_counter() - start - spent
+    per_scale = [[t for t, k in zip(result.step_times, result.history["scale"]) if k == i] for i in range(len(scales))]
+    steady = sum(len(times) * median(times) for times in per_scale if times)
+    return {**found, "seconds": seconds, "steps": [*coarse_steps, found["final_steps"]], "median_seconds": steady}
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    mem = _proc_meminfo_gib()
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": mem,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _proc_meminfo_gib() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        return None
+    return None
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _row(name: str, preset: str, kind: str, size: int, deepest: str, times: list[float], peak: int | None,
+         **extra: Any) -> dict[str, Any]:
+    return {"name": name, "preset": preset, "kind": kind, "size": size, "deepest": deepest, "times": times,
+            "seconds": median(times), "peak_bytes": peak, **extra}
+
+
+def measure_preset(content: torch.Tensor, style: torch.Tensor, preset: str, steps: int, config: Config,
+                   device: torch.device, log: Callable[[str], None]) -> tuple[list[dict[str, Any]], Any]:
+    """Floor, nstlab evaluation and nstlab step of one preset at one size; returns the rows and the Result."""
+    deepest = deepest_layer(preset)
+    size = max(content.shape[-2:])
+    with PeakMemory(device) as mem:
+        floor = floor_step_times(content, deepest, device, config.repeats)
+    rows = [_row(f"{preset}: floor (forward + backward to {deepest})", preset, "floor", size, deepest, floor,
+                 mem.peak)]
+    with PeakMemory(device) as mem:
+        result, evals, wall = nstlab_run(content, style, preset, device, steps)
+    # The first step builds oneDNN/cuDNN plans: it is left out of the medians.
+    rows += [
+        _row(f"{preset}: nstlab loss evaluation (closure)", preset, "evaluation", size, deepest, evals[1:], None),
+        _row(f"{preset}: nstlab step ({result.settings['optimizer']}, {steps} steps)", preset, "step", size,
+             deepest, result.step_times[1:], mem.peak, wall=wall),
+    ]
+    log(f"  {preset} at {size} px: floor {median(floor):.3f} s, evaluation {median(evals[1:]):.3f} s, "
+        f"step {median(result.step_times[1:]):.3f} s, {steps} steps in {wall:.1f} s")
+    return rows, result
+
+
+def run(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every measurement of ``config``; returns the JSON-able results (see benchmarks/README.md)."""
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    device = torch.device(config.device)
+    torch.manual_seed(0)
+    t_start = time.perf_counter()
+    results: dict[str, Any] = {"config": asdict(config), "machine": machine_info(device),
+                               "load_before": load_average()}
+    content, style = load_pair(config.content, config.style, config.size)
+    results["image_hw"] = list(content.shape[-2:])
+    log(f"nstlab benchmark: {config.content} + {config.style}, {content.shape[-2]}x{content.shape[-1]} px, "
+        f"{device}, {torch.get_num_threads()} threads, load average {results['load_before']}")
+
+    rows: list[dict[str, Any]] = []
+    gatys = None
+    for preset in config.presets:
+        steps = config.steps if preset == "gatys" else config.preset_steps
+        preset_rows, result = measure_preset(content, style, preset, steps, config, device, log)
+        rows += preset_rows
+        gatys = result if preset == "gatys" else gatys
+
+    with PeakMemory(device) as mem:
+        naive = run_naive(content, style, config.steps, device)
+    rows.append(_row(f"gatys: naive baseline step (L-BFGS, {config.steps} steps)", "gatys", "baseline",
+                     config.size, "pool5", naive["step_times"][1:], mem.peak, wall=naive["wall"]))
+    yardstick = naive["model"].yardstick
+    target = yardstick(naive["image"])
+    log(f"  naive baseline: {median(naive['step_times'][1:]):.3f} s/step, {config.steps} steps in "
+        f"{naive['wall']:.1f} s, loss {target:.5g}")
+    quality: dict[str, Any] = {"baseline_seconds": naive["wall"], "baseline_steps": config.steps,
+                               "baseline_loss": target}
+    if gatys is not None:  # the same objective, the same number of steps: a check of the yardstick
+        quality.update(nstlab_same_steps_loss=yardstick(gatys.image.to(device)),
+                       baseline_loss_at_content=yardstick(content.to(device)),
+                       nstlab_loss_at_content=gatys.history["total"][0])
+    ttq = nstlab_time_to_quality(content, style, target, yardstick, device, config.ttq_scales,
+                                 config.ttq_coarse_steps, config.ttq_max_steps)
+    baseline_steady = config.steps * median(naive["step_times"][1:])
+    quality.update(nstlab=ttq, ratio=ttq["seconds"] / naive["wall"] if ttq["reached"] else math.inf,
+                   baseline_median_seconds=baseline_steady,
+                   ratio_from_medians=ttq["median_seconds"] / baseline_steady if ttq["reached"] else math.inf)
+    log(f"  nstlab time to quality: {ttq['seconds']:.1f} s (steps per scale {ttq['steps']}, "
+        f"reached={ttq['reached']}), ratio {quality['ratio']:.3f}")
+
+    if config.big_size > 0:
+        big_content, big_style = load_pair(config.content, config.style, config.big_size)
+        rows += measure_preset(big_content, big_style, "gatys", config.big_steps, config, device, log)[0]
+
+    results.update(rows=rows, quality=quality, load_after=load_average(),
+                   total_seconds=time.perf_counter() - t_start)
+    summarise(results)
+    return results
+
+
+def summarise(results: dict[str, Any]) -> None:
+    """Add the ratios of the issue: each row / its preset's floor, and baseline / nstlab step."""
+    floors = {(r["preset"], r["size"]): r["seconds"] for r in results["rows"] if r["kind"] == "floor"}
+    baseline = next((r for r in results["rows"] if r["kind"] == "baseline"), None)
+    for r in results["rows"]:
+        floor = floors.get((r["preset"], r["size"]))
+        r["vs_floor"] = r["seconds"] / floor if floor else None
+        same = baseline is not None and r["kind"] == "step" and (r["preset"], r["size"]) == ("gatys", baseline["size"])
+        r["baseline_vs_nstlab"] = baseline["seconds"] / r["seconds"] if same else None
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def table(results: dict[str, Any]) -> str:
+    """The results as a markdown table, with the machine above and time to quality below."""
+    m, c = results["machine"], results["config"]
+    h, w = results["image_hw"]
+    lines = [
+        f"{m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB), {m['device']}"
+        + (f" [{m['gpu']}]" if "gpu" in m else "")
+        + f", torch {m['torch']}, {m['threads']} threads; load average {results['load_before']} before, "
+        f"{results['load_after']} after",
+        f"{c['content']} + {c['style']} at {c['size']} px ({h}x{w}), random VGG19 weights; seconds are medians",
+        "",
+        "| configuration | size | s / step | / floor | baseline / nstlab | peak memory (MiB) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in results["rows"]:
+        mib = None if r["peak_bytes"] is None else r["peak_bytes"] / 2**20
+        lines.append(
+            f"| {r['name']} | {r['size']} px | {_fmt(r['seconds'], '.3f')} | {_fmt(r['vs_floor'], '.2f')} | "
+            f"{_fmt(r['baseline_vs_nstlab'], '.2f')} | {_fmt(mib, '.0f')} |"
+        )
+    q = results["quality"]
+    n = q["nstlab"]
+    reached = (f"reaches {n['yardstick']:.5g} in {n['seconds']:.1f} s: **{q['ratio']:.3f}** of the baseline's time."
+               if n["reached"] else f"did not reach it within {n['seconds']:.1f} s.")
+    lines += [
+        "",
+        f"Time to quality: the baseline's {q['baseline_steps']} L-BFGS steps take {q['baseline_seconds']:.1f} s "
+        f"and reach loss {q['baseline_loss']:.5g}; nstlab (gatys, L-BFGS, scales {c['ttq_scales']}, steps per "
+        f"scale {n['steps']}) {reached} From the median step times (steps x median, per scale): "
+        f"{n['median_seconds']:.1f} s / {q['baseline_median_seconds']:.1f} s = {q['ratio_from_medians']:.3f}.",
+    ]
+    if "nstlab_same_steps_loss" in q:
+        lines.append(f"Same settings ({q['baseline_steps']} L-BFGS steps, one scale): nstlab's loss "
+                     f"{q['nstlab_same_steps_loss']:.5g}, the baseline's {q['baseline_loss']:.5g}; at the content "
+                     f"image {q['nstlab_loss_at_content']:.6g} and {q['baseline_loss_at_content']:.6g}.")
+    lines += ["", f"Total benchmark time: {results['total_seconds']:.0f} s."]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    d = Config()
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--size", type=int, default=d.size, help="long side of the images (px)")
+    p.add_argument("--device", default=d.device, help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--content", default=d.content, help="bundled content image")
+    p.add_argument("--style", default=d.style, help="bundled style image")
+    p.add_argument("--repeats", type=int, default=d.repeats, help="timed floor passes (after 1 warm-up)")
+    p.add_argument("--presets", nargs="+", default=d.presets, choices=list(PRESETS))
+    p.add_argument("--steps", type=int, default=d.steps,
+                   help="L-BFGS steps of the baseline and of nstlab's gatys run (the same settings)")
+    p.add_argument("--preset-steps", type=int, default=d.preset_steps, help="steps of the other presets' runs")
+    p.add_argument("--ttq-scales", type=float, nargs="+", default=d.ttq_scales,
+                   help="nstlab's scales for time to quality")
+    p.add_argument("--ttq-coarse-steps", type=int, nargs="*", default=d.ttq_coarse_steps,
+                   help="nstlab's steps at each scale but the last")
+    p.add_argument("--ttq-max-steps", type=int, default=d.ttq_max_steps, help="nstlab's cap at the final scale")
+    p.add_argument("--big-size", type=int, default=d.big_size, help="size of the big-image run (0 skips it)")
+    p.add_argument("--big-steps", type=int, default=d.big_steps, help="steps of the big-image run")
+    p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/<device>_<size>px.json)")
+    a = p.parse_args(argv)
+    if len(a.ttq_coarse_steps) != len(a.ttq_scales) - 1:
+        p.error(f"--ttq-coarse-steps needs {len(a.ttq_scales) - 1} values for scales {a.ttq_scales}")
+    if min(a.steps, a.preset_steps, a.big_steps) < 2 or a.repeats < 1:
+        p.error("--steps, --preset-steps and --big-steps must be >= 2 (the first is a warm-up), --repeats >= 1")
+    return Config(
+        size=a.size, device=a.device, threads=a.threads, content=a.content, style=a.style, repeats=a.repeats,
+        presets=a.presets, steps=a.steps, preset_steps=a.preset_steps, ttq_scales=a.ttq_scales,
+        ttq_coarse_steps=a.ttq_coarse_steps, ttq_max_steps=a.ttq_max_steps, big_size=a.big_size,
+        big_steps=a.big_steps, out=a.out,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    results = run(config)
+    print("\n" + table(results))
+    default = ROOT / "benchmarks" / "results" / f"{config.device.replace(':', '')}_{config.size}px.json"
+    out = Path(config.out) if config.out else default
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

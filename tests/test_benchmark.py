@@ -1,0 +1,170 @@
+"""The benchmark's code paths at a tiny size (seconds), and the fast paths it measures.
+
+benchmarks/bench.py itself is run by hand (benchmarks/README.md); this keeps it from rotting and
+checks that the speed-ups compute the same numbers as the plain formulas.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import platform
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nstlab import optimize
+from nstlab.losses import chained_gram, gram_matrix
+from nstlab.vgg import VGGFeatures
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("nstlab_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["nstlab_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _random_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NSTLAB_WEIGHTS", "random")
+    monkeypatch.setenv("NSTLAB_DEVICE", "cpu")
+
+
+# ----------------------------------------------------------------------------- the benchmark
+
+
+def test_tiny_benchmark_run_measures_every_row(bench, tmp_path) -> None:
+    config = bench.parse_args([
+        "--size", "64", "--repeats", "1", "--steps", "4", "--preset-steps", "2", "--ttq-scales", "0.5", "1",
+        "--ttq-coarse-steps", "2", "--ttq-max-steps", "6", "--big-size", "96", "--big-steps", "2",
+        "--out", str(tmp_path / "r.json"),
+    ])
+    results = bench.run(config, log=lambda _: None)
+    kinds = [(r["preset"], r["kind"], r["size"]) for r in results["rows"]]
+    for preset in ("gatys", "novak", "ssim"):
+        for kind in ("floor", "evaluation", "step"):
+            assert (preset, kind, 64) in kinds
+    assert ("gatys", "baseline", 64) in kinds and ("gatys", "step", 96) in kinds
+    for r in results["rows"]:
+        assert r["seconds"] > 0 and r["vs_floor"] == pytest.approx(r["seconds"] / _floor(results, r))
+    gatys_step = next(r for r in results["rows"] if r["kind"] == "step" and r["size"] == 64 and r["preset"] == "gatys")
+    baseline = next(r for r in results["rows"] if r["kind"] == "baseline")
+    assert gatys_step["baseline_vs_nstlab"] == pytest.approx(baseline["seconds"] / gatys_step["seconds"])
+    assert len(baseline["times"]) == 3  # 4 steps, the first left out
+    q = results["quality"]
+    # The yardstick (the baseline's loss) and nstlab's gatys objective are the same function.
+    assert q["baseline_loss_at_content"] == pytest.approx(q["nstlab_loss_at_content"], rel=1e-5)
+    assert q["baseline_loss"] < q["baseline_loss_at_content"]
+    n = q["nstlab"]
+    assert n["steps"][0] == 2 and 1 <= n["steps"][1] <= 6
+    assert n["reached"] == (n["yardstick"] <= q["baseline_loss"])
+    assert q["ratio"] == (n["seconds"] / q["baseline_seconds"] if n["reached"] else math.inf)
+    assert q["baseline_median_seconds"] == pytest.approx(4 * baseline["seconds"])
+    assert 0 < n["median_seconds"] <= n["seconds"] * 1.5
+    text = bench.table(results)
+    assert "| configuration | size | s / step | / floor |" in text and "Time to quality" in text
+    json.loads(json.dumps(results))
+
+
+def _floor(results: dict, row: dict) -> float:
+    return next(r["seconds"] for r in results["rows"]
+                if r["kind"] == "floor" and (r["preset"], r["size"]) == (row["preset"], row["size"]))
+
+
+def test_naive_baseline_stops_after_exactly_the_requested_evaluations(bench) -> None:
+    content, style = bench.load_pair("tower_bridge", "van_gogh_cafe_terrace_at_night", 64)  # pool5: 1x2
+    run = bench.run_naive(content, style, 23, torch.device("cpu"))  # 20 + 3: two LBFGS.step calls
+    assert len(run["step_times"]) == 23
+    assert run["model"].yardstick(run["image"]) < run["model"].yardstick(content)
+    assert len(run["model"].style_losses) == 5 and len(run["model"].content_losses) == 1
+    assert len(run["model"].model) == 1 + 37 + 6  # Normalization, the whole features stack, the losses
+
+
+def test_closure_timer_times_each_closure_and_restores_the_engine(bench) -> None:
+    original = optimize._make_optimizer
+    result, evals, wall = bench.nstlab_run(*bench.load_pair("tower_bridge", "van_gogh_harvest", 48), "gatys",
+                                           torch.device("cpu"), 3)
+    assert optimize._make_optimizer is original
+    assert len(evals) == 3 and all(0 < e <= s for e, s in zip(evals, result.step_times))
+    assert wall >= sum(result.step_times)
+
+
+def test_parse_args_rejects_mismatched_scales(bench) -> None:
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--ttq-scales", "0.25", "0.5", "1", "--ttq-coarse-steps", "10"])
+
+
+# ----------------------------------------------------------------------------- the fast paths
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("shift", [0.0, 1.0])
+def test_float32_gram_and_its_gradient_match_float64_matmul(memory_format, shift) -> None:
+    # float32 on CPU takes the 1x1-convolution path; float64 the matmul one.
+    g = torch.Generator().manual_seed(0)
+    for shape in [(1, 64, 12, 10), (2, 5, 4, 6), (1, 3, 1, 1)]:
+        f32 = torch.rand(*shape, generator=g).contiguous(memory_format=memory_format).requires_grad_(True)
+        f64 = f32.detach().double().requires_grad_(True)
+        gram32, gram64 = gram_matrix(f32, "chw", shift), gram_matrix(f64, "chw", shift)
+        n, c, h, w = shape
+        plain = (f64.detach().reshape(n, c, h * w) + shift) @ (f64.detach().reshape(n, c, h * w) + shift).mT
+        torch.testing.assert_close(gram64, plain / (c * h * w))
+        weights = torch.randn(gram64.shape, generator=g, dtype=torch.float64)
+        (gram32 * weights.float()).sum().backward()
+        (gram64 * weights).sum().backward()
+        torch.testing.assert_close(gram32.double(), gram64, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(f32.grad.double(), f64.grad, rtol=1e-5, atol=1e-5)
+        assert f32.grad.shape == f32.shape
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_float32_chained_gram_and_its_gradients_match_explicit_upsampling(memory_format) -> None:
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(2, 8, 8, 6, generator=g).contiguous(memory_format=memory_format).requires_grad_(True)
+    b = torch.rand(2, 4, 4, 3, generator=g).contiguous(memory_format=memory_format).requires_grad_(True)
+    a64, b64 = (t.detach().double().requires_grad_(True) for t in (a, b))
+    up = F.interpolate(b64, size=(8, 6), mode="bilinear", align_corners=False)
+    expected = torch.einsum("nchw,ndhw->ncd", a64 + 1.0, up + 1.0)
+    weights = torch.randn(expected.shape, generator=g, dtype=torch.float64)
+    (chained_gram(a, b, shift=1.0) * weights.float()).sum().backward()
+    (expected * weights).sum().backward()
+    torch.testing.assert_close(chained_gram(a, b, shift=1.0).double(), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(a.grad.double(), a64.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(b.grad.double(), b64.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_gram_second_derivative() -> None:
+    f = torch.rand(1, 3, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda x: gram_matrix(x, "chw", shift=1.0), (f,))
+
+
+def test_channels_last_vgg_gives_the_same_features() -> None:
+    layers = ["relu1_1", "relu3_1", "relu5_1"]
+    x = torch.rand(1, 3, 64, 48, generator=torch.Generator().manual_seed(2))
+    plain = VGGFeatures(layers, weights="random")
+    fast = VGGFeatures(layers, weights="random", memory_format=torch.channels_last)
+    with torch.no_grad():
+        a, b = plain(x), fast(x)
+    for layer in layers:
+        assert b[layer].is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(b[layer], a[layer], rtol=1e-4, atol=1e-4)
+    # The shared cached network is left in the default layout.
+    assert next(VGGFeatures(["relu1_1"], weights="random").parameters()).is_contiguous()
+    with pytest.raises(ValueError, match="memory_format"):
+        VGGFeatures(layers, weights="random", memory_format=torch.preserve_format)
+
+
+def test_engine_network_stops_at_the_deepest_layer_channels_last_on_x86_cpu() -> None:
+    vgg = optimize.feature_extractor(["relu1_1", "relu2_1"], "random", "max", "cpu")
+    x86_64 = platform.machine().lower() in ("x86_64", "amd64")
+    assert vgg.memory_format == (torch.channels_last if x86_64 else torch.contiguous_format)
+    assert len(vgg.body) == 7
