@@ -28,7 +28,15 @@ from nstlab import losses, plotting
 from nstlab.images import as_image, list_images, load_image, resize, sample_image_path
 from nstlab.optimize import Result, stylize
 from nstlab.settings import default_device, is_smoke, smoke_or
-from nstlab.vgg import IMAGENET_MEAN, IMAGENET_STD, RELU_LAYERS, VGG19_LAYERS, VGGFeatures, vgg19_features
+from nstlab.vgg import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RELU_LAYERS,
+    VGG19_LAYERS,
+    VGGFeatures,
+    imagenet_normalize,
+    vgg19_features,
+)
 
 RECONSTRUCTION_LAYERS = ["relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2"]
 """Gatys et al.'s content reconstructions (Fig. 1): their conv1_2 ... conv5_2, post-ReLU blobs in Caffe."""
@@ -215,18 +223,6 @@ def visualize_preprocessing(image: Any = "tower_bridge", size: int | None = None
         ax.set_ylabel("y (px)")
     fig.suptitle("Preprocessing: float32 RGB in [0, 1], long side resized with antialiasing, aspect kept")
     return fig
-
-
-def imagenet_normalize(images: torch.Tensor) -> torch.Tensor:
-    """What :class:`nstlab.VGGFeatures` does to its input first: (x - mean) / std per channel.
-
-    Inputs: images (N, 3, H, W) in [0, 1]. Returns: (N, 3, H, W), ImageNet mean/std normalised.
-    """
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"imagenet_normalize: expected (N, 3, H, W), got {tuple(images.shape)}")
-    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    return (images - mean) / std
 
 
 def visualize_imagenet_normalization(image: Any = "tower_bridge", size: int | None = None, bins: int = 64) -> Figure:

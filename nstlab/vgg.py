@@ -202,6 +202,18 @@ def weights_label(weights_name: str) -> str:
     return f"VGG19: weights from {Path(weights_name).name}"
 
 
+def imagenet_normalize(images: torch.Tensor) -> torch.Tensor:
+    """What :class:`VGGFeatures` does to its input first: (x - mean) / std per channel.
+
+    Inputs: images (N, 3, H, W) in [0, 1]. Returns: (N, 3, H, W), ImageNet mean/std normalised.
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"imagenet_normalize: expected (N, 3, H, W), got {tuple(images.shape)}")
+    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
 # --- the "normalized VGG" of Gatys et al. --------------------------------------------------------
 
 
@@ -222,12 +234,10 @@ def normalization_scales(features: nn.Sequential, images: list[torch.Tensor]) ->
     if not images:
         raise ValueError("normalization_scales needs at least one image")
     device = next(features.parameters()).device
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     relu_names = {r: VGG19_LAYERS[c] for c, r in _conv_relu_pairs(features)}
     sums: dict[str, torch.Tensor] = {}
     for image in images:
-        x = (image.to(device) - mean) / std
+        x = imagenet_normalize(image.to(device))
         for i, module in enumerate(features):
             x = module(x)
             if i in relu_names:
