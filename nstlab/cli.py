@@ -76,6 +76,9 @@ def _add_stylize(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=_float, help="learning rate (L-BFGS: step multiplier)")
     p.add_argument("--pooling", choices=["max", "avg"])
     p.add_argument(
+        "--normalized-vgg", action="store_true", default=None, help="Gatys et al.'s normalized VGG19 of the weights"
+    )
+    p.add_argument(
         "--weights", metavar="imagenet|random|PATH", help="VGG19 weights (default: $NSTLAB_WEIGHTS, else imagenet)"
     )
     p.add_argument("--seed", type=int)
@@ -86,7 +89,7 @@ def _add_stylize(commands: argparse._SubParsersAction) -> None:
 
 OPTION_ARGS = (
     "size", "steps", "scales", "style_weights", "style_scale", "content_weight", "style_weight", "tv_weight",
-    "preserve_color", "init", "optimizer", "lr", "pooling", "weights", "seed", "device",
+    "preserve_color", "init", "optimizer", "lr", "pooling", "normalized_vgg", "weights", "seed", "device",
 )
 
 

@@ -721,13 +721,10 @@ def size_dependence_table(
 
 # --- notebooks 04-06: Gatys, total variation, Novak & Nikulin -------------------------------------------
 
-import dataclasses
 import hashlib
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -740,7 +737,7 @@ from nstlab import vgg as _vgg
 from nstlab.images import as_image, resize
 from nstlab.optimize import GATYS_STYLE_LAYERS, Result, resolve_options, stylize
 from nstlab.settings import is_smoke, smoke_or
-from nstlab.vgg import CONV_LAYERS, RELU_LAYERS, VGGFeatures
+from nstlab.vgg import RELU_LAYERS, VGGFeatures
 
 SWEEP_CONTENT, SWEEP_STYLE = "tower_bridge", "van_gogh_cafe_terrace_at_night"
 """The pair the engine's preset weights were tuned on (see nstlab.optimize.PRESETS): notebooks 04-06's defaults."""
@@ -749,28 +746,6 @@ SWEEP_CONTENT, SWEEP_STYLE = "tower_bridge", "van_gogh_cafe_terrace_at_night"
 def _run_steps(steps: int | None, real: int = 150) -> int:
     """Steps per run: ``steps`` if given, else smoke_or(real, 5)."""
     return steps or smoke_or(real, 5)
-
-
-def normalized_vgg_weights(weights: str | None = "auto", pooling: str = "max") -> tuple[str, str]:
-    """A state-dict file of the normalized VGG19 (``VGGFeatures(..., normalized=True)``), so that
-    ``stylize(weights=path)`` runs on it. Written once to the nstlab cache directory.
-
-    Inputs: weights: "auto", "imagenet", "random" or a path; pooling: "max" or "avg".
-    Returns: (path of the file, name of the underlying weights: "imagenet", "random" or a path).
-    """
-    net = VGGFeatures([CONV_LAYERS[-1]], weights=weights, pooling=pooling, normalized=True, device="cpu")
-    base = net.weights_name
-    stamp = os.path.getmtime(base) if os.path.isfile(base) else 0.0
-    scale_px = _vgg._normalization_image_size()  # the scales differ with the size of the images used
-    tag = hashlib.sha1(f"{base}:{stamp}:{pooling}:{scale_px}".encode()).hexdigest()[:10]
-    stem = base if base in ("imagenet", "random") else Path(base).stem
-    path = _vgg._cache_dir() / f"vgg19_normalized_{stem}_{pooling}_{tag}.pt"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-            torch.save(net.body.state_dict(), tmp)
-        os.replace(tmp.name, path)  # atomic: a concurrent reader never sees half a file
-    return str(path), base
 
 
 RUN_CACHE_SIZE = 32
@@ -784,24 +759,22 @@ def clear_run_cache() -> None:
     _RUNS.clear()
 
 
-def _run_key(content: torch.Tensor, style: torch.Tensor, normalized_vgg: bool, options: Mapping[str, Any]) -> str | None:
+def _run_key(content: torch.Tensor, style: torch.Tensor, options: Mapping[str, Any]) -> str | None:
     """A fingerprint of the inputs' pixels and of every resolved option; None if the run has a callback."""
     if options.get("callback") is not None or isinstance(options.get("init"), torch.Tensor):
         return None
     opts = resolve_options(**{k: v for k, v in options.items() if k != "progress"})
     opts.pop("progress")
     opts.pop("preset")  # the resolved options decide the run, however they were given
-    digest = hashlib.sha1(repr((sorted(opts.items(), key=str), normalized_vgg, os.environ.get("NSTLAB_WEIGHTS"))).encode())
+    digest = hashlib.sha1(repr((sorted(opts.items(), key=str), os.environ.get("NSTLAB_WEIGHTS"))).encode())
     for t in (content, style):
         digest.update(repr((tuple(t.shape), t.dtype)).encode())
         digest.update(t.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
-def stylize_variant(content: Any, style: Any, normalized_vgg: bool = False, **options: Any) -> Result:
-    """:func:`nstlab.optimize.stylize`, plus ``normalized_vgg=True``: run on the normalized VGG19 of
-    the same weights (Gatys et al.'s network). The Result then names the underlying weights
-    (``weights_name``) and records ``settings["normalized_vgg"] = True``.
+def stylize_variant(content: Any, style: Any, **options: Any) -> Result:
+    """:func:`nstlab.optimize.stylize`, remembering its results.
 
     A run is deterministic (seeded, bit-for-bit on CPU), so the last RUN_CACHE_SIZE results are
     remembered: the same inputs and options (``progress`` aside) return the same Result without
@@ -811,26 +784,15 @@ def stylize_variant(content: Any, style: Any, normalized_vgg: bool = False, **op
     Returns: the Result.
     """
     content, style = _image(content), _image(style)
-    key = _run_key(content, style, normalized_vgg, options)
+    key = _run_key(content, style, options)
     if key is not None and key in _RUNS:
         return _RUNS[key]
-    result = _stylize_variant(content, style, normalized_vgg, options)
+    result = stylize(content, style, **options)
     if key is not None:
         _RUNS[key] = result
         while len(_RUNS) > RUN_CACHE_SIZE:
             del _RUNS[next(iter(_RUNS))]  # the oldest
     return result
-
-
-def _stylize_variant(content: torch.Tensor, style: torch.Tensor, normalized_vgg: bool, options: dict) -> Result:
-    if not normalized_vgg:
-        result = stylize(content, style, **options)
-        return dataclasses.replace(result, settings={**result.settings, "normalized_vgg": False})
-    pooling = resolve_options(**{k: v for k, v in options.items() if k in ("preset", "pooling")})["pooling"]
-    path, base = normalized_vgg_weights(options.get("weights", "auto"), pooling)
-    result = stylize(content, style, **{**options, "weights": path})
-    settings = {**result.settings, "normalized_vgg": True, "weights": options.get("weights"), "weights_name": base}
-    return dataclasses.replace(result, weights_name=base, settings=settings)
 
 
 def run_variants(
@@ -847,7 +809,7 @@ def run_variants(
 
     Inputs:
     - content, style: tensors, paths, bundled names or ImagePickers.
-    - variants: {name: options overriding ``common``} (``normalized_vgg=True`` is allowed).
+    - variants: {name: options overriding ``common``}.
     - size: long side (default smoke_or(256, 64)); steps: per run (default smoke_or(150, 5)).
     - common: options for every run (a progress bar per run unless smoke mode or progress=False).
     Returns: {name: Result}, in the order of ``variants``.
@@ -1095,27 +1057,27 @@ def visualize_layer_scales(
 
 def normalization_factor_table(weights: str | None = "auto", pooling: str = "max") -> Table:
     """What the normalized VGG19 does to each conv layer's channels: it divides channel o by its mean
-    activation m_o over the bundled images (``nstlab.vgg.normalization_scales``, at the size nstlab.vgg
-    uses), so a rarely active channel is multiplied by a large factor 1/m_o. Dead channels (m = 0) stay.
+    activation m_o over the bundled images (``nstlab.vgg.cached_normalization_scales``), so a rarely
+    active channel is multiplied by a large factor; ``nstlab.vgg.normalization_divisors`` floors m_o
+    at NORMALIZATION_FLOOR x the layer's median, which caps that factor.
 
-    Returns: a Table, one row per conv layer: dead channels, smallest and median m, largest factor 1/m.
+    Returns: a Table, one row per conv layer: dead channels (m = 0), channels below the floor (dead
+    ones included), smallest positive and median m, the largest factor 1/m without the floor and
+    the largest factor the normalized network uses.
     """
-    # Building the normalized network computes the scales once and keeps them in the nstlab cache.
-    name = VGGFeatures(["relu1_1"], weights=weights, pooling=pooling, normalized=True, device="cpu").weights_name
-    try:
-        scales = torch.load(_vgg._scales_cache_file(name, pooling), map_location="cpu", weights_only=True)
-    except Exception:  # no (readable) cache file: compute them again
-        features, _ = _vgg.vgg19_features(weights, pooling)
-        scales = _vgg.normalization_scales(features, _vgg.default_normalization_images(_vgg._normalization_image_size()))
+    scales, name = _vgg.cached_normalization_scales(weights, pooling)
+    divisors = _vgg.normalization_divisors(scales)
     rows = []
     for layer, m in scales.items():
         alive = m[m > 0].double()
         rows.append({
             "layer": layer,
             "dead channels": int((m == 0).sum()),
+            "floored channels": int((divisors[layer] > m).sum()),
             "smallest m": float(alive.min()),
             "median m": float(alive.median()),
-            "largest factor 1/m": float(1 / alive.min()),
+            "largest 1/m": float(1 / alive.min()),
+            "largest factor used": float(1 / divisors[layer].double().min()),
         })
     return Table(list(rows[0]), rows, title=f"normalized VGG19: per-channel factors — {_vgg.weights_label(name)}")
 

@@ -149,6 +149,7 @@ DEFAULTS: dict[str, Any] = {
     "adam_betas": (0.9, 0.999),  # torch.optim.Adam defaults
     "adam_eps": 1e-8,
     "weights": None,  # None/"auto" follow NSTLAB_WEIGHTS; "imagenet", "random" or a path
+    "normalized_vgg": False,  # Gatys et al.'s normalized VGG19 of those weights (nstlab.vgg.normalize_features)
     "seed": 0,  # seeds the noise initialisation; runs are bit-for-bit reproducible on CPU
     "device": None,  # None -> nstlab.settings.default_device()
     "callback": None,  # callable(StepInfo) -> None | bool; False stops the run
@@ -238,7 +239,7 @@ def resolve_options(preset: str = "gatys", **options: Any) -> dict[str, Any]:
         opts[name] = _number(name, opts[name], low=0.0)
     opts["style_scale"] = _number("style_scale", opts["style_scale"], positive=True)
     opts["activation_shift"] = _number("activation_shift", opts["activation_shift"])
-    for name in ("chained", "ssim_weighting", "normalize_losses", "progress"):
+    for name in ("chained", "ssim_weighting", "normalize_losses", "normalized_vgg", "progress"):
         _flag(name, opts[name])
     if opts["chained"] and len(opts["style_layers"]) < 2:
         _fail("style_layers", f"needs at least 2 layers when chained=True, got {opts['style_layers']}")
@@ -431,14 +432,20 @@ class Result:
 
 
 def feature_extractor(
-    layers: list[str], weights: str | os.PathLike | None = None, pooling: str = "max", device: Any = None
+    layers: list[str],
+    weights: str | os.PathLike | None = None,
+    pooling: str = "max",
+    device: Any = None,
+    normalized: bool = False,
 ) -> VGGFeatures:
     """The engine's VGG19: run only up to the deepest of ``layers``; channels_last on an x86-64 CPU,
     where it made a step faster (benchmarks/README.md), the default layout elsewhere (not measured)."""
     device = default_device(device)
     x86_64 = platform.machine().lower() in ("x86_64", "amd64")
     memory_format = torch.channels_last if device.type == "cpu" and x86_64 else torch.contiguous_format
-    return VGGFeatures(layers, weights=weights, pooling=pooling, device=device, memory_format=memory_format)
+    return VGGFeatures(
+        layers, weights=weights, pooling=pooling, normalized=normalized, device=device, memory_format=memory_format
+    )
 
 
 def _positions(feats: dict[str, torch.Tensor], key: losses.StyleKey) -> int:
@@ -706,8 +713,9 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
             return img
         return color.recombine_luminance(img, resize(content_rgb, tuple(img.shape[-2:])))
 
-    vgg = feature_extractor(layers, weights=opts["weights"], pooling=opts["pooling"], device=device)
+    vgg = feature_extractor(layers, opts["weights"], opts["pooling"], device, normalized=opts["normalized_vgg"])
     label = vgg.weights_name if vgg.weights_name in ("imagenet", "random") else Path(vgg.weights_name).name
+    label += " normalized" if opts["normalized_vgg"] else ""
     style_sizes = [
         [resize_hw(tuple(s.shape[-2:]), max(1, round(opts["style_scale"] * max(hw)))) for s in styles] for hw in sizes
     ]

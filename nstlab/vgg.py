@@ -246,26 +246,50 @@ def normalization_scales(features: nn.Sequential, images: list[torch.Tensor]) ->
     return {name: (total / len(images)).cpu() for name, total in sums.items()}
 
 
-def normalize_features(features: nn.Sequential, scales: dict[str, torch.Tensor]) -> nn.Sequential:
-    """A copy of ``features`` whose every conv channel has mean activation 1 on the scale images.
+NORMALIZATION_FLOOR = 1e-3
+"""No channel is divided by less than this fraction of its layer's median mean activation."""
 
-    Each conv's output channel o is divided by its mean m_l[o], and its input channel i is
-    multiplied by the previous layer's m_{l-1}[i] to undo that layer's division: every activation
-    is the original one divided by a positive per-channel constant (ReLU and pooling commute with
-    that), so the network computes the same thing up to scale. Dead channels (m = 0) keep scale 1.
+
+def normalization_divisors(scales: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The per-channel divisors the normalized VGG19 uses: each channel's mean activation m, but at
+    least ``NORMALIZATION_FLOOR`` times the median of its layer's positive means.
+
+    Without the floor a channel that barely fires on the scale images (m ~ 1e-7 happens with random
+    weights) would be multiplied by 1/m, and a few such channels would dominate every Gram matrix.
+    Dead channels (m = 0) get the floor too.
+
+    Inputs: scales: {conv layer: (C,) mean activations} from :func:`normalization_scales`.
+    Returns: {conv layer: (C,) divisors > 0}.
+    """
+    divisors = {}
+    for name, m in scales.items():
+        alive = m[m > 0]
+        floor = NORMALIZATION_FLOOR * (float(alive.median()) if alive.numel() else 1.0)
+        divisors[name] = m.clamp(min=floor)
+    return divisors
+
+
+def normalize_features(features: nn.Sequential, scales: dict[str, torch.Tensor]) -> nn.Sequential:
+    """A copy of ``features`` whose conv channels have mean activation 1 on the scale images.
+
+    Each conv's output channel o is divided by its divisor d_l[o] (its mean m_l[o], floored: see
+    :func:`normalization_divisors`), and its input channel i is multiplied by the previous layer's
+    d_{l-1}[i] to undo that layer's division: every activation is the original one divided by a
+    positive per-channel constant (ReLU and pooling commute with that), so the network computes the
+    same thing up to scale.
     """
     normalized = copy.deepcopy(features)
+    divisors = normalization_divisors(scales)
     previous: torch.Tensor | None = None
     for conv_index, _ in _conv_relu_pairs(normalized):
         conv = normalized[conv_index]
-        m = scales[VGG19_LAYERS[conv_index]].to(conv.weight)
-        m = torch.where(m > 0, m, torch.ones_like(m))
-        weight = conv.weight / m.view(-1, 1, 1, 1)
+        d = divisors[VGG19_LAYERS[conv_index]].to(conv.weight)
+        weight = conv.weight / d.view(-1, 1, 1, 1)
         if previous is not None:
             weight = weight * previous.view(1, -1, 1, 1)
         conv.weight.copy_(weight)
-        conv.bias.copy_(conv.bias / m)
-        previous = m
+        conv.bias.copy_(conv.bias / d)
+        previous = d
     return normalized
 
 
@@ -294,23 +318,35 @@ def _scales_cache_file(weights_name: str, pooling: str) -> Path:
     return _cache_dir() / f"vgg19_norm_scales_{tag}_{pooling}_{_normalization_image_size()}px.pt"
 
 
+def cached_normalization_scales(
+    weights: str | os.PathLike | None = None, pooling: str = "max"
+) -> tuple[dict[str, torch.Tensor], str]:
+    """The mean activations behind the normalized VGG19 (:func:`normalization_scales` of the
+    bundled images), computed once per weights and pooling and kept in the nstlab cache directory
+    (``NSTLAB_CACHE``, default ~/.cache/nstlab).
+
+    Returns: (scales {conv layer: (C,)}, the weights' name).
+    """
+    features, name = vgg19_features(weights, pooling)
+    cache_file = _scales_cache_file(name, pooling)
+    if cache_file.is_file():
+        try:
+            return torch.load(cache_file, map_location="cpu", weights_only=True), name
+        except Exception:  # a stale or broken cache file is recomputed, not fatal
+            pass
+    scales = normalization_scales(features, default_normalization_images(_normalization_image_size()))
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(scales, cache_file)
+    except OSError:
+        pass  # a read-only home only costs a recomputation next time
+    return scales, name
+
+
 @functools.lru_cache(maxsize=4)
 def _normalized_cached(weights: str, file_stamp: float, pooling: str) -> tuple[nn.Sequential, str]:
     features, name = _cached(weights, file_stamp, pooling)
-    cache_file = _scales_cache_file(name, pooling)
-    scales = None
-    if cache_file.is_file():
-        try:
-            scales = torch.load(cache_file, map_location="cpu", weights_only=True)
-        except Exception:  # a stale or broken cache file is recomputed, not fatal
-            scales = None
-    if scales is None:
-        scales = normalization_scales(features, default_normalization_images(_normalization_image_size()))
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(scales, cache_file)
-        except OSError:
-            pass  # a read-only home only costs a recomputation next time
+    scales, _ = cached_normalization_scales(weights, pooling)
     return normalize_features(features, scales), name
 
 

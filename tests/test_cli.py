@@ -40,6 +40,7 @@ def test_stylize_writes_the_image_and_the_json(tmp_path, capsys) -> None:
     assert len(data["history"]["total"]) == 3 and len(data["step_times"]) == 3
     assert data["settings"]["preset"] == "novak" and data["settings"]["size"] == 64
     assert data["weights_name"] == "random" and data["interrupted"] is False
+    assert data["settings"]["normalized_vgg"] is False
     assert str(out) in capsys.readouterr().out
 
 
@@ -51,6 +52,14 @@ def test_several_styles_with_blend_weights(tmp_path) -> None:
     settings = json.loads(out.with_suffix(".json").read_text())["settings"]
     assert settings["style"] == ["van_gogh_harvest", "hubble_deep_field"]
     assert settings["style_weights"] == [0.75, 0.25] and settings["preserve_color"] == "luminance"
+
+
+def test_normalized_vgg_flag(tmp_path) -> None:
+    out = tmp_path / "normalized.png"
+    argv = ["stylize", "chelsea_cat", "van_gogh_harvest", "-o", str(out), "--size", "48", "--steps", "2"]
+    assert main(argv + ["--normalized-vgg", "--no-progress"]) == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["settings"]["normalized_vgg"] is True and data["weights_name"] == "random"
 
 
 def test_missing_file_is_one_line_and_exit_1(tmp_path, capsys) -> None:

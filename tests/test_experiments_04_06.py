@@ -75,22 +75,6 @@ def test_identical_runs_are_computed_once(images):
     assert ex.stylize_variant(c.flip(-1), s, size=SIZE, steps=1) is not first
 
 
-def test_normalized_vgg_file_holds_the_normalized_network():
-    path, base = ex.normalized_vgg_weights("random", "max")
-    assert base == "random"
-    x = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(1))
-    layers = ["relu1_1", "relu3_1", "relu5_1"]
-    with torch.no_grad():
-        from_file = VGGFeatures(layers, weights=path, device="cpu")(x)
-        reference = VGGFeatures(layers, weights="random", normalized=True, device="cpu")(x)
-        plain = VGGFeatures(layers, weights="random", device="cpu")(x)
-    for layer in layers:
-        torch.testing.assert_close(from_file[layer], reference[layer])
-    assert not torch.allclose(from_file["relu5_1"], plain["relu5_1"])
-    written = os.path.getmtime(path)
-    assert ex.normalized_vgg_weights("random", "max")[0] == path and os.path.getmtime(path) == written  # reused
-
-
 def test_stylize_variant_on_the_normalized_vgg_names_the_real_weights(images):
     c, s = images
     plain = ex.stylize_variant(c, s, size=SIZE, steps=STEPS, progress=False)
@@ -135,7 +119,7 @@ def test_every_comparison_is_a_valid_stylize_option_set():
     for variants in ex.GATYS_COMPARISONS.values():
         assert len(variants) == 2
         for options in variants.values():
-            resolve_options(**{k: v for k, v in options.items() if k != "normalized_vgg"})
+            resolve_options(**options)
 
 
 def test_style_weight_sweep_trades_content_for_style(images):
@@ -340,13 +324,17 @@ def test_normalization_factor_table_matches_the_normalized_network():
     assert table.column("layer") == nstlab.CONV_LAYERS
     for row in table.rows:
         assert 0 < row["smallest m"] <= row["median m"]
-        assert row["largest factor 1/m"] == pytest.approx(1 / row["smallest m"])
+        assert row["largest 1/m"] == pytest.approx(1 / row["smallest m"])
+        cap = 1 / (nstlab.vgg.NORMALIZATION_FLOOR * row["median m"])
+        uncapped = math.inf if row["dead channels"] else row["largest 1/m"]  # dead channels get the floor too
+        assert row["largest factor used"] == pytest.approx(min(uncapped, cap), rel=1e-6)
+        assert row["dead channels"] <= row["floored channels"]
     x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         plain = VGGFeatures(["relu1_1"], weights="random", device="cpu")(x)["relu1_1"]
         normalized = VGGFeatures(["relu1_1"], weights="random", normalized=True, device="cpu")(x)["relu1_1"]
-    ratios = plain.amax(dim=(2, 3)) / normalized.amax(dim=(2, 3))  # m of each conv1_1 channel
-    assert float(ratios.min()) == pytest.approx(table.rows[0]["smallest m"], rel=1e-4)
+    ratios = plain.amax(dim=(2, 3)) / normalized.amax(dim=(2, 3))  # the divisor of each conv1_1 channel
+    assert float(1 / ratios.min()) == pytest.approx(table.rows[0]["largest factor used"], rel=1e-4)
     assert float(ratios.median()) == pytest.approx(table.rows[0]["median m"], rel=1e-4)
 
 
