@@ -1500,7 +1500,7 @@ from nstlab import color, losses, plotting
 from nstlab.images import resize
 from nstlab.optimize import GATYS_STYLE_LAYERS, PRESETS, Result
 from nstlab.settings import smoke_or
-from nstlab.ssim import gaussian_window, ssim
+from nstlab.ssim import gaussian_window, local_statistics, ssim
 from nstlab.vgg import VGGFeatures
 
 
@@ -1745,20 +1745,8 @@ def ssim_components(
     - {"mu_x", "mu_y", "var_x", "var_y", "cov_xy", "luminance", "contrast", "structure", "ssim"}:
       maps of shape (N, C, H - window_size + 1, W - window_size + 1).
     """
-    if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"ssim_components: x has shape {tuple(x.shape)} and y has shape {tuple(y.shape)}; need equal (N, C, H, W)")
-    if min(x.shape[-2:]) < window_size:
-        raise ValueError(f"ssim_components: images of shape {tuple(x.shape)} are smaller than the {window_size}-px window")
-    w1 = gaussian_window(window_size, sigma, dtype=x.dtype, device=x.device)
-    window = torch.outer(w1, w1).expand(x.shape[1], 1, window_size, window_size)
-
-    def local_mean(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window, groups=x.shape[1])
-
-    mu_x, mu_y = local_mean(x), local_mean(y)
-    var_x = (local_mean(x * x) - mu_x**2).clamp_min(0)
-    var_y = (local_mean(y * y) - mu_y**2).clamp_min(0)
-    cov_xy = local_mean(x * y) - mu_x * mu_y
+    mu_x, mu_y, var_x, var_y, cov_xy = local_statistics(x, y, window_size, sigma)
+    var_x, var_y = var_x.clamp_min(0), var_y.clamp_min(0)  # round-off could make them slightly negative
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     c3 = c2 / 2
     sd_x, sd_y = var_x.sqrt(), var_y.sqrt()

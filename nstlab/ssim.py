@@ -63,6 +63,33 @@ def _check_images(x: torch.Tensor, y: torch.Tensor, window_size: int) -> None:
         )
 
 
+def local_statistics(
+    x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gaussian-weighted local means, variances and covariance of two batches, per channel.
+
+    mu = w * x, sigma^2 = w * x^2 - mu^2, sigma_xy = w * (x y) - mu_x mu_y (population statistics),
+    with w the 2-D Gaussian window applied as a 'valid' convolution, in one separable pass.
+
+    Inputs:
+    - x, y: (N, C, H, W) float tensors of the same shape and dtype, H, W >= window_size.
+    - window_size: odd number of Gaussian taps; sigma: its standard deviation.
+    Returns:
+    - (mu_x, mu_y, var_x, var_y, cov_xy), each (N, C, H - window_size + 1, W - window_size + 1).
+    """
+    window = gaussian_window(window_size, sigma, dtype=torch.float64)
+    _check_images(x, y, window_size)
+    window = window.to(dtype=x.dtype, device=x.device)
+    c = x.shape[1]
+    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # the five maps, filtered together
+    groups = 5 * c
+    w_row = window.view(1, 1, 1, window_size).expand(groups, 1, 1, window_size)
+    w_col = window.view(1, 1, window_size, 1).expand(groups, 1, window_size, 1)
+    filtered = F.conv2d(F.conv2d(stack, w_row, groups=groups), w_col, groups=groups)
+    mu_x, mu_y, e_xx, e_yy, e_xy = filtered.split(c, dim=1)
+    return mu_x, mu_y, e_xx - mu_x * mu_x, e_yy - mu_y * mu_y, e_xy - mu_x * mu_y
+
+
 def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -92,22 +119,7 @@ def ssim(
         raise ValueError(f"ssim: data_range must be > 0, got {data_range!r}")
     if k1 < 0 or k2 < 0:
         raise ValueError(f"ssim: k1 and k2 must be >= 0, got k1={k1!r}, k2={k2!r}")
-    window = gaussian_window(window_size, sigma, dtype=torch.float64)
-    _check_images(x, y, window_size)
-    window = window.to(dtype=x.dtype, device=x.device)
-
-    c = x.shape[1]
-    # One depthwise, separable pass over the five maps x, y, x^2, y^2, xy.
-    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)
-    groups = 5 * c
-    w_row = window.view(1, 1, 1, window_size).expand(groups, 1, 1, window_size)
-    w_col = window.view(1, 1, window_size, 1).expand(groups, 1, window_size, 1)
-    filtered = F.conv2d(F.conv2d(stack, w_row, groups=groups), w_col, groups=groups)
-    mu_x, mu_y, e_xx, e_yy, e_xy = filtered.split(c, dim=1)
-
-    var_x = e_xx - mu_x * mu_x
-    var_y = e_yy - mu_y * mu_y
-    cov_xy = e_xy - mu_x * mu_y
+    mu_x, mu_y, var_x, var_y, cov_xy = local_statistics(x, y, window_size, sigma)
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
     num = (2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)

@@ -10,7 +10,7 @@ import torch
 from skimage import data, transform
 from skimage.metrics import structural_similarity
 
-from nstlab.ssim import gaussian_window, ssim
+from nstlab.ssim import gaussian_window, local_statistics, ssim
 
 D = torch.float64
 SK_ARGS = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
@@ -145,3 +145,20 @@ def test_bad_input():
     with pytest.raises(ValueError, match="floating"):
         ints = torch.ones(1, 1, 12, 12, dtype=torch.int64)
         ssim(ints, ints)
+
+
+def test_local_statistics_at_one_position_by_hand():
+    g = _gen(3)
+    x, y = torch.rand(1, 2, 13, 14, generator=g, dtype=D), torch.rand(1, 2, 13, 14, generator=g, dtype=D)
+    mu_x, mu_y, var_x, var_y, cov_xy = local_statistics(x, y, window_size=5, sigma=1.0)
+    assert mu_x.shape == (1, 2, 9, 10)
+    w = gaussian_window(5, 1.0, dtype=D)
+    w2 = torch.outer(w, w)
+    i, j, c = 4, 7, 1  # the window of output (i, j) covers rows i..i+4, columns j..j+4
+    px, py = x[0, c, i : i + 5, j : j + 5], y[0, c, i : i + 5, j : j + 5]
+    m_x, m_y = float((w2 * px).sum()), float((w2 * py).sum())
+    assert float(mu_x[0, c, i, j]) == pytest.approx(m_x, rel=1e-12)
+    assert float(mu_y[0, c, i, j]) == pytest.approx(m_y, rel=1e-12)
+    assert float(var_x[0, c, i, j]) == pytest.approx(float((w2 * (px - m_x) ** 2).sum()), rel=1e-10)
+    assert float(var_y[0, c, i, j]) == pytest.approx(float((w2 * (py - m_y) ** 2).sum()), rel=1e-10)
+    assert float(cov_xy[0, c, i, j]) == pytest.approx(float((w2 * (px - m_x) * (py - m_y)).sum()), rel=1e-10)
