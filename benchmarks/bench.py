@@ -180,6 +180,44 @@ def floor_step_times(image: torch.Tensor, deepest: str, device: torch.device, re
     return times
 
 
+def lbfgs_update_times(shape: tuple[int, ...], device: torch.device, repeats: int) -> list[float]:
+    """Seconds of the optimiser's own work per step (the two-loop recursion over the stored pairs,
+    the history update) of the engine's L-BFGS with a **full** history (``LBFGS_HISTORY`` pairs),
+    for pixels of ``shape``: a short run keeps only a few pairs, and this cost grows with them.
+
+    The objective is a cheap, separable, non-convex function of the pixels whose curvature pairs
+    are all accepted; its own time (measured inside the closure) is subtracted from each step.
+    """
+    g = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn(shape, generator=g).to(device).requires_grad_(True)
+    a, b = (torch.rand(shape, generator=g).to(device) * k for k in (100.0, 3.0))
+    optimizer = optimize._make_optimizer(x, {"optimizer": "lbfgs", "lr": 1.0})
+    inside = [0.0]
+
+    def closure() -> torch.Tensor:
+        _sync(device)
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = 0.5 * (a * x * x).sum() + torch.cos(b * x).sum()
+        loss.backward()
+        _sync(device)
+        inside[0] = time.perf_counter() - start
+        return loss
+
+    times = []
+    for i in range(optimize.LBFGS_HISTORY + 1 + repeats):
+        _sync(device)
+        start = time.perf_counter()
+        optimizer.step(closure)
+        _sync(device)
+        if i > optimize.LBFGS_HISTORY:  # the history is full from here on
+            times.append(time.perf_counter() - start - inside[0])
+    pairs = len(optimizer.state[x]["old_dirs"])
+    if pairs != optimize.LBFGS_HISTORY:
+        raise RuntimeError(f"lbfgs_update_times: the history holds {pairs} pairs, not {optimize.LBFGS_HISTORY}")
+    return times
+
+
 # ----------------------------------------------------------------------------- the naive baseline
 
 
@@ -475,6 +513,11 @@ def measure_preset(content: torch.Tensor, style: torch.Tensor, preset: str, step
     ]
     log(f"  {preset} at {size} px: floor {median(floor):.3f} s, evaluation {median(evals[1:]):.3f} s, "
         f"step {median(result.step_times[1:]):.3f} s, {steps} steps in {wall:.1f} s")
+    if preset == "gatys":
+        update = lbfgs_update_times(tuple(content.shape), device, config.repeats)
+        rows.append(_row(f"gatys: L-BFGS update alone, full history ({optimize.LBFGS_HISTORY} pairs)", preset,
+                         "lbfgs_update", size, deepest, update, None))
+        log(f"  L-BFGS update with a full history at {size} px: {median(update) * 1000:.1f} ms")
     return rows, result
 
 

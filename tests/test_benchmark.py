@@ -54,6 +54,7 @@ def test_tiny_benchmark_run_measures_every_row(bench, tmp_path) -> None:
         for kind in ("floor", "evaluation", "step"):
             assert (preset, kind, 64) in kinds
     assert ("gatys", "baseline", 64) in kinds and ("gatys", "step", 96) in kinds
+    assert ("gatys", "lbfgs_update", 64) in kinds and ("gatys", "lbfgs_update", 96) in kinds
     for r in results["rows"]:
         assert r["seconds"] > 0 and r["vs_floor"] == pytest.approx(r["seconds"] / _floor(results, r))
     gatys_step = next(r for r in results["rows"] if r["kind"] == "step" and r["size"] == 64 and r["preset"] == "gatys")
@@ -87,6 +88,12 @@ def test_naive_baseline_stops_after_exactly_the_requested_evaluations(bench) -> 
     assert run["model"].yardstick(run["image"]) < run["model"].yardstick(content)
     assert len(run["model"].style_losses) == 5 and len(run["model"].content_losses) == 1
     assert len(run["model"].model) == 1 + 37 + 6  # Normalization, the whole features stack, the losses
+
+
+def test_lbfgs_update_is_timed_with_a_full_history(bench, monkeypatch) -> None:
+    monkeypatch.setattr(optimize, "LBFGS_HISTORY", 7)
+    times = bench.lbfgs_update_times((1, 3, 16, 16), torch.device("cpu"), repeats=3)  # raises unless 7 pairs
+    assert len(times) == 3 and all(t > 0 for t in times)
 
 
 def test_closure_timer_times_each_closure_and_restores_the_engine(bench) -> None:
