@@ -2148,22 +2148,24 @@ def visualize_ssim_vs_gatys(
     style: Any = "van_gogh_church_at_auvers",
     size: int | None = None,
     steps: int | None = None,
-    style_weight: float = 1e3,
+    style_weight: float | None = None,
     seed: int = 0,
     weights: str | None = "auto",
     variants: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Figure:
     """Plain Gatys vs the SSIM-weighted style loss on the same images, seed and steps.
 
-    Every run gets the same size, steps, seed, weights and style weight; each variant (default
-    :data:`SSIM_VARIANTS`) sets only its preset/options. Under each picture: the plain Gatys
-    style and content losses of the result (one yardstick for all, see :func:`evaluate_images`).
+    Every run gets the same size, steps, seed and weights; each variant (default
+    :data:`SSIM_VARIANTS`) sets only its preset/options. ``style_weight`` overrides every variant's
+    (None: each preset's own). Under each picture: the plain Gatys style and content losses of the
+    result (one yardstick for all, see :func:`evaluate_images`).
 
     Returns:
     - the Figure of :func:`visualize_runs` (2 inputs + one image per variant, 2 loss plots).
     """
     variants = SSIM_VARIANTS if variants is None else variants
-    results = run_variants(content, style, variants, _course_size(size), _course_steps(steps), seed, weights, style_weight=style_weight)
+    common = {} if style_weight is None else {"style_weight": style_weight}
+    results = run_variants(content, style, variants, _course_size(size), _course_steps(steps), seed, weights, **common)
     rows = evaluate_results(results, content, style, weights)
     return visualize_runs(results, content, style, rows, show=("style loss", "content loss"))
 
@@ -2346,7 +2348,7 @@ def visualize_color_preservation(
     style: Any = "van_gogh_night_cafe",
     size: int | None = None,
     steps: int | None = None,
-    style_weight: float = 1e3,
+    style_weight: float | None = None,
     seed: int = 0,
     weights: str | None = "auto",
     preset: str = "gatys",
@@ -2354,13 +2356,14 @@ def visualize_color_preservation(
     """Plain transfer, luminance-only transfer and histogram-matched transfer, same images and seed.
 
     Under each result: the colour distance (:func:`gaussian_color_distance`) to the content's
-    palette and to the style's.
+    palette and to the style's. ``style_weight`` None: the preset's.
 
     Returns:
     - the Figure of :func:`visualize_runs` (2 inputs + 3 results, 2 loss plots).
     """
     size = _course_size(size)
-    results = run_variants(content, style, COLOR_VARIANTS, _course_size(size), _course_steps(steps), seed, weights, preset=preset, style_weight=style_weight)
+    common = {"preset": preset} if style_weight is None else {"preset": preset, "style_weight": style_weight}
+    results = run_variants(content, style, COLOR_VARIANTS, size, _course_steps(steps), seed, weights, **common)
     content_img, style_img = _image(content, size), _image(style, size)
     rows = [
         {
@@ -2489,24 +2492,26 @@ def visualize_evaluation(
     content: Any = "tower_bridge",
     style: Any = "van_gogh_cafe_terrace_at_night",
     preset: str = "gatys",
-    style_weight: float = 1e3,
+    style_weight: float | None = None,
     size: int | None = None,
     steps: int | None = None,
     seed: int = 0,
     weights: str | None = "auto",
 ) -> Figure:
     """One run, its images and loss curves, and a table of its distances to the inputs.
+    ``style_weight`` None: the preset's.
 
     Returns:
     - the Figure: content, style, result, the loss curves and a table (5 axes).
     """
-    results = run_variants(content, style, {preset: {"preset": preset}}, _course_size(size), _course_steps(steps), seed, weights, style_weight=style_weight)
+    common = {} if style_weight is None else {"style_weight": style_weight}
+    results = run_variants(content, style, {preset: {"preset": preset}}, _course_size(size), _course_steps(steps), seed, weights, **common)
     rows = evaluate_results(results, content, style, weights)
     (result,) = results.values()
     fig = Figure(figsize=(15, 4.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[3.4, 0.9])
     axes = top.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1, 1.6]})
-    for ax, (title, img) in zip(axes, [("content", _image(content)), ("style", _image(style)), (f"{preset}, style weight {style_weight:g}", result.image)]):
+    for ax, (title, img) in zip(axes, [("content", _image(content)), ("style", _image(style)), (f"{preset}, style weight {result.settings['style_weight']:g}", result.image)]):
         ax.imshow(_hwc(img))
         ax.set_title(title, fontsize=9)
         ax.axis("off")

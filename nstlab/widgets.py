@@ -154,7 +154,8 @@ PRESET_CONTROLS = (
 PLOT_EVERY_SECONDS = 1.0
 """The live loss plot is redrawn at most this often (drawing it costs more than a small step)."""
 
-PRESERVE_COLOR_CHOICES = [("none", None), ("luminance", "luminance"), ("histogram", "histogram")]
+PRESERVE_COLOR_CHOICES = ("none", "luminance", "histogram")
+"""The "keep colours" choices; "none" stands for preserve_color=None (a Dropdown shows a None value as blank)."""
 
 
 class StylePanel:
@@ -189,7 +190,9 @@ class StylePanel:
         self.content = ImagePicker("content", content)
         self.style = ImagePicker("style", style)
         self.preset = widgets.Dropdown(options=list(PRESETS), value=opts["preset"], description="preset")
-        self.optimizer = widgets.ToggleButtons(options=list(OPTIMIZERS), description="optimizer", style=WIDE)
+        self.optimizer = widgets.ToggleButtons(
+            options=list(OPTIMIZERS), description="optimizer", style={**WIDE, "button_width": "64px"}
+        )
         self.lr = log_slider("lr", 1.0, -5, 1)
         self.init = widgets.Dropdown(options=list(INITS), description="init")
         self.content_weight = log_slider("content weight", 1.0, -4, 4)
@@ -214,6 +217,8 @@ class StylePanel:
         self.preview = widgets.Image(format="png", layout=widgets.Layout(width="320px"))
         self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(width="420px"))
 
+        for slider in (self.lr, self.content_weight, self.style_weight, self.tv_weight, self.steps, self.size, self.scales):
+            slider.style.description_width = "100px"  # one label width: the sliders line up in the grid
         self._set_controls(opts, ("size", "scales", "seed", "preserve_color") + PRESET_CONTROLS)
         self.preset.observe(self._on_preset, "value")
         self.optimizer.observe(self._on_optimizer, "value")
@@ -246,7 +251,7 @@ class StylePanel:
             "size": opts["size"],
             "scales": len(opts["scale_fractions"]),
             "seed": opts["seed"],
-            "preserve_color": opts["preserve_color"],
+            "preserve_color": opts["preserve_color"] or "none",
             "content_weight": opts["content_weight"],
             "style_weight": opts["style_weight"],
             "tv_weight": opts["tv_weight"] or 1.0,  # 0 is "TV off"; the slider keeps a usable value
@@ -289,7 +294,7 @@ class StylePanel:
             "chained": self.chained.value,
             "layer_weighting": "geometric" if self.geometric.value else "uniform",
             "ssim_weighting": self.ssim_weighting.value,
-            "preserve_color": self.preserve_color.value,
+            "preserve_color": None if self.preserve_color.value == "none" else self.preserve_color.value,
             "steps": self.steps.value,
             "size": self.size.value,
             "scales": self.scales.value,

@@ -10,6 +10,7 @@ import torch
 
 from nstlab import color, experiments
 from nstlab.images import sample_image
+from nstlab.optimize import PRESETS
 from nstlab.ssim import ssim
 
 CONTENT, STYLE = "chelsea_cat", "van_gogh_church_at_auvers"
@@ -160,6 +161,20 @@ def test_visualize_ssim_vs_gatys_runs_every_variant():
     assert titles.count("style loss") == len(experiments.SSIM_VARIANTS)
 
 
+def test_ssim_vs_gatys_keeps_each_presets_style_weight_unless_given(monkeypatch):
+    seen = []
+    real = experiments.run_variants
+
+    def spy(*args, **common):
+        seen.append(common)
+        return real(*args, **common)
+
+    monkeypatch.setattr(experiments, "run_variants", spy)
+    experiments.visualize_ssim_vs_gatys(CONTENT, STYLE, size=32, steps=1)
+    experiments.visualize_ssim_vs_gatys(CONTENT, STYLE, size=32, steps=1, style_weight=3.0)
+    assert seen == [{}, {"style_weight": 3.0}]
+
+
 # ----------------------------------------------------------------------------- 08
 
 
@@ -263,3 +278,4 @@ def test_visualize_evaluation_shows_images_losses_and_a_table():
     fig = experiments.visualize_evaluation(CONTENT, STYLE, "gatys", size=32, steps=2)
     assert len(fig.axes) == 3 + 1 + 1
     assert fig.axes[3].get_title() == "the run's own loss terms"
+    assert fig.axes[2].get_title() == f"gatys, style weight {PRESETS['gatys']['style_weight']:g}"  # the preset's

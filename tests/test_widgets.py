@@ -123,6 +123,9 @@ def test_panel_controls_map_to_options():
     panel = widgets.StylePanel(weights="random", pooling="avg", size=96, style_weight=1e4)
     assert panel.options()["size"] == 96 and panel.options()["style_weight"] == 1e4
     assert panel.options()["weights"] == "random" and panel.options()["pooling"] == "avg"
+    # "keep colours" shows "none" (a Dropdown shows a None value as an empty box) and passes None
+    assert panel.preserve_color.value == "none" and panel.options()["preserve_color"] is None
+    assert widgets.StylePanel(preserve_color="histogram").preserve_color.value == "histogram"
 
     panel.preset.value = "novak"  # the preset sets the method toggles and weights
     opts = panel.options()
