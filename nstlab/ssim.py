@@ -80,14 +80,37 @@ def local_statistics(
     window = gaussian_window(window_size, sigma, dtype=torch.float64)
     _check_images(x, y, window_size)
     window = window.to(dtype=x.dtype, device=x.device)
-    c = x.shape[1]
     stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # the five maps, filtered together
-    groups = 5 * c
-    w_row = window.view(1, 1, 1, window_size).expand(groups, 1, 1, window_size)
-    w_col = window.view(1, 1, window_size, 1).expand(groups, 1, window_size, 1)
-    filtered = F.conv2d(F.conv2d(stack, w_row, groups=groups), w_col, groups=groups)
-    mu_x, mu_y, e_xx, e_yy, e_xy = filtered.split(c, dim=1)
+    mu_x, mu_y, e_xx, e_yy, e_xy = separable_filter(stack, window).split(x.shape[1], dim=1)
     return mu_x, mu_y, e_xx - mu_x * mu_x, e_yy - mu_y * mu_y, e_xy - mu_x * mu_y
+
+
+def separable_filter(maps: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """Correlate every map with the 2-D window ``outer(window, window)``, 'valid' (no padding).
+
+    Done as two 1-D passes, along W then along H, each a depthwise convolution whose "channels" are
+    all the rows (then all the columns) of all the maps, stored channels-last. This computes the same
+    numbers as a depthwise 2-D convolution per map, but oneDNN's depthwise kernels want many
+    channels: on the 2-core CPU it ran 2-3x faster, forward and backward, for 128-512 px maps
+    (benchmarks/README.md).
+
+    Inputs:
+    - maps: (N, C, H, W); window: (k,) taps, k <= H, W.
+    Returns:
+    - (N, C, H - k + 1, W - k + 1), a strided view (no final copy).
+    """
+    n, c, h, w = maps.shape
+    k = window.numel()
+    ho, wo = h - k + 1, w - k + 1
+    taps = window.view(1, 1, 1, k)
+    # Along W: the N*C*H rows are the channels of a 1 x W image (memory: W x NCH).
+    rows = maps.reshape(1, n * c * h, 1, w).contiguous(memory_format=torch.channels_last)
+    along_w = F.conv2d(rows, taps.expand(n * c * h, 1, 1, k), groups=n * c * h)  # memory: W' x NCH
+    # Along H: the N*C*W' columns are the channels of a 1 x H image (memory: H x NCW').
+    by_column = along_w.permute(0, 2, 3, 1).reshape(wo, n, c, h).permute(3, 1, 2, 0).contiguous()
+    columns = by_column.view(1, 1, h, n * c * wo).permute(0, 3, 1, 2)
+    along_h = F.conv2d(columns, taps.expand(n * c * wo, 1, 1, k), groups=n * c * wo)  # memory: H' x NCW'
+    return along_h.permute(0, 2, 3, 1).reshape(ho, n, c, wo).permute(1, 2, 0, 3)
 
 
 def ssim(
