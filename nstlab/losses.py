@@ -225,19 +225,44 @@ class _GramProduct(torch.autograd.Function):
         return grad_a, grad_b, None
 
 
-def _match_sizes(fn: str, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Upsample (bilinear) the smaller of two feature maps to the larger one's H, W."""
-    size_a, size_b = tuple(a.shape[-2:]), tuple(b.shape[-2:])
-    if size_a == size_b:
-        return a, b
-    if size_a[0] >= size_b[0] and size_a[1] >= size_b[1]:
-        return a, F.interpolate(b, size=size_a, mode="bilinear", align_corners=False)
-    if size_b[0] >= size_a[0] and size_b[1] >= size_a[1]:
-        return F.interpolate(a, size=size_b, mode="bilinear", align_corners=False), b
+class _UpsampleAdjoint(torch.autograd.Function):
+    """U^T for the bilinear upsampling U (align_corners=False) of a ``small_hw`` map to x's H, W: it takes a
+    large map to the small grid so that <U y, x> = <y, U^T x>. Its backward pass is U itself."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, small_hw: tuple[int, int]) -> torch.Tensor:
+        ctx.large_hw = tuple(x.shape[-2:])
+        # Keep the gradient in x's layout: a channels_last network fed a contiguous gradient slows down.
+        ctx.layout = torch.channels_last if _as_matrix(x)[1] else torch.contiguous_format
+        n, c = x.shape[:2]
+        return torch.ops.aten.upsample_bilinear2d_backward(x, list(ctx.large_hw), [n, c, *small_hw], False)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        grad = grad.contiguous(memory_format=ctx.layout)
+        return F.interpolate(grad, size=ctx.large_hw, mode="bilinear", align_corners=False), None
+
+
+def _larger_first(fn: str, a: torch.Tensor, b: torch.Tensor) -> bool:
+    """True if map a is at least as large as b in H and W, False if b is larger; an error otherwise."""
+    (ha, wa), (hb, wb) = a.shape[-2:], b.shape[-2:]
+    if ha >= hb and wa >= wb:
+        return True
+    if hb >= ha and wb >= wa:
+        return False
     raise ValueError(
         f"{fn}: feat_a has shape {tuple(a.shape)} and feat_b has shape {tuple(b.shape)}; "
         "neither map is at least as large as the other in both H and W"
     )
+
+
+def _upsampled_product(large: torch.Tensor, small: torch.Tensor, shift: float) -> torch.Tensor:
+    """sum_k (L + s)_ik (Up(S) + s)_jk over the large map's positions, (N, Cl, Cs), computed on the small grid:
+    Up(S) + s = Up(S + s) (bilinear weights sum to 1), so the sum is (U^T (L + s)) (S + s)^T, with a product
+    over the small map's positions (4x fewer across a pooling layer) and no upsampled copy of S."""
+    folded = _UpsampleAdjoint.apply(large + shift if shift != 0 else large, tuple(small.shape[-2:]))
+    product = _GramProduct.apply(folded, small, 0.0)
+    return product if shift == 0 else product + shift * folded.sum(dim=(2, 3))[:, :, None]
 
 
 def chained_gram(
@@ -247,6 +272,7 @@ def chained_gram(
 
     The smaller map is upsampled (bilinear) to the larger one's H x W first, so M = H*W of the
     larger map. "hw" divides by M, "chw" by sqrt(Ca*Cb)*M; chained_gram(f, f) == gram_matrix(f).
+    (The same sum is computed on the smaller grid, without the upsampled map: see _upsampled_product.)
 
     Inputs:
     - feat_a: (N, Ca, Ha, Wa), feat_b: (N, Cb, Hb, Wb) features of two layers (same N, dtype).
@@ -263,11 +289,16 @@ def chained_gram(
             f"{fn}: feat_a has shape {tuple(feat_a.shape)} ({feat_a.dtype}) but feat_b has shape "
             f"{tuple(feat_b.shape)} ({feat_b.dtype}); batch size and dtype must match"
         )
-    fa, fb = _match_sizes(fn, feat_a, feat_b)
-    n, ca, h, w = fa.shape
-    cb = fb.shape[1]
-    gram = _GramProduct.apply(fa, fb, float(shift))
-    return gram if normalize == "none" else gram / _gram_divisor(normalize, ca, cb, h * w)
+    shift = float(shift)
+    ca, cb = feat_a.shape[1], feat_b.shape[1]
+    m = max(feat_a.shape[-2] * feat_a.shape[-1], feat_b.shape[-2] * feat_b.shape[-1])
+    if feat_a.shape[-2:] == feat_b.shape[-2:]:
+        gram = _GramProduct.apply(feat_a, feat_b, shift)
+    elif _larger_first(fn, feat_a, feat_b):
+        gram = _upsampled_product(feat_a, feat_b, shift)
+    else:
+        gram = _upsampled_product(feat_b, feat_a, shift).transpose(1, 2)
+    return gram if normalize == "none" else gram / _gram_divisor(normalize, ca, cb, m)
 
 
 # ----------------------------------------------------------------------------- style

@@ -147,6 +147,8 @@ def test_float32_chained_gram_and_its_gradients_match_explicit_upsampling(memory
     torch.testing.assert_close(chained_gram(a, b, shift=1.0).double(), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(a.grad.double(), a64.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(b.grad.double(), b64.grad, rtol=1e-5, atol=1e-5)
+    # The gradients keep the features' layout (a contiguous one would slow a channels_last network down).
+    assert a.grad.is_contiguous(memory_format=memory_format) and b.grad.is_contiguous(memory_format=memory_format)
 
 
 def test_gram_second_derivative() -> None:

@@ -158,14 +158,23 @@ def test_chained_gram_hand_values_upsamples_the_smaller_map():
     torch.testing.assert_close(chained_gram(a, b, shift=1.0), _t([[[42.0, 0.0]]]))
 
 
-def test_chained_gram_matches_explicit_bilinear_upsampling():
+@pytest.mark.parametrize("big_hw, small_hw", [((8, 6), (4, 3)), ((7, 5), (3, 2)), ((6, 6), (6, 3))])
+@pytest.mark.parametrize("shift", [0.0, 1.0])
+def test_chained_gram_matches_explicit_bilinear_upsampling(big_hw, small_hw, shift):
+    # chained_gram never builds the upsampled map (it works on the smaller grid): compare with doing so,
+    # also for odd sizes (VGG's pooling rounds down) and an upsampling along one axis only.
     g = _gen(6)
-    big = torch.rand(2, 3, 8, 6, generator=g, dtype=D)
-    small = torch.rand(2, 4, 4, 3, generator=g, dtype=D)
-    up = F.interpolate(small, size=(8, 6), mode="bilinear", align_corners=False)
-    expected = torch.einsum("nchw,ndhw->ncd", big, up)
-    torch.testing.assert_close(chained_gram(big, small), expected)
-    assert chained_gram(small, big).shape == (2, 4, 3)
+    big = torch.rand(2, 3, *big_hw, generator=g, dtype=D, requires_grad=True)
+    small = torch.rand(2, 4, *small_hw, generator=g, dtype=D, requires_grad=True)
+    up = F.interpolate(small, size=big_hw, mode="bilinear", align_corners=False)
+    expected = torch.einsum("nchw,ndhw->ncd", big + shift, up + shift)
+    weights = torch.randn(expected.shape, generator=g, dtype=D)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), (big, small))
+    for gram in (chained_gram(big, small, shift=shift), chained_gram(small, big, shift=shift).mT):
+        torch.testing.assert_close(gram, expected)
+        grads = torch.autograd.grad((gram * weights).sum(), (big, small))
+        for got, want in zip(grads, expected_grads):
+            torch.testing.assert_close(got, want)
 
 
 def test_chained_gram_gradcheck():
@@ -173,6 +182,7 @@ def test_chained_gram_gradcheck():
     a = torch.rand(1, 2, 4, 4, generator=g, dtype=D, requires_grad=True)
     b = torch.rand(1, 3, 2, 2, generator=g, dtype=D, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, y: chained_gram(x, y, "chw", shift=1.0), (a, b))
+    assert torch.autograd.gradgradcheck(lambda x, y: chained_gram(x, y, "chw", shift=1.0), (a, b))
 
 
 def test_chained_gram_bad_input():
