@@ -134,11 +134,16 @@ def gram_matrix(feat: torch.Tensor, normalize: str = "none", shift: float = 0.0)
 # benchmarks/README.md for the measurements behind it.
 
 
+def _stored_channels_last(feat: torch.Tensor) -> bool:
+    """True if (N, C, H, W) features are stored channels_last, as the engine's VGG19 makes them on CPU."""
+    return feat.is_contiguous(memory_format=torch.channels_last) and not feat.is_contiguous()
+
+
 def _as_matrix(feat: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """(N, C, H, W) as a matrix view without a copy: (N, C, HW), or (N, HW, C) (second value
-    True) when the features are stored channels_last, as the engine's VGG19 makes them on CPU."""
+    True) when the features are stored channels_last."""
     n, c, h, w = feat.shape
-    if feat.is_contiguous(memory_format=torch.channels_last) and not feat.is_contiguous():
+    if _stored_channels_last(feat):
         return feat.permute(0, 2, 3, 1).reshape(n, h * w, c), True
     return feat.reshape(n, c, h * w), False
 
@@ -233,7 +238,7 @@ class _UpsampleAdjoint(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, small_hw: tuple[int, int]) -> torch.Tensor:
         ctx.large_hw = tuple(x.shape[-2:])
         # Keep the gradient in x's layout: a channels_last network fed a contiguous gradient slows down.
-        ctx.layout = torch.channels_last if _as_matrix(x)[1] else torch.contiguous_format
+        ctx.layout = torch.channels_last if _stored_channels_last(x) else torch.contiguous_format
         n, c = x.shape[:2]
         return torch.ops.aten.upsample_bilinear2d_backward(x, list(ctx.large_hw), [n, c, *small_hw], False)
 
