@@ -90,10 +90,12 @@ def content_loss(
     _check_feats(fn, "x_feat", x_feat)
     _check_feats(fn, "target_feat", target_feat)
     _check_pair(fn, "x_feat", x_feat, "target_feat", target_feat)
-    sq = (x_feat - target_feat).pow(2)
+    total = (x_feat - target_feat).pow(2).sum()
     if reduction == "sum_half":
-        return 0.5 * sq.sum()
-    return sq.mean(dim=(1, 2, 3)).sum()
+        return 0.5 * total
+    # The sum over the batch of per-image means, as one sum: a mean over dims would hand the
+    # backward pass a contiguous gradient, which costs a channels_last network a layout change.
+    return total / x_feat[0].numel()
 
 
 # ----------------------------------------------------------------------------- Gram matrices
