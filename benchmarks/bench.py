@@ -156,28 +156,34 @@ def deepest_layer(preset: str) -> str:
 # ----------------------------------------------------------------------------- floor
 
 
-def floor_step_times(image: torch.Tensor, deepest: str, device: torch.device, repeats: int) -> list[float]:
-    """Seconds of ``repeats`` forward + backward passes up to ``deepest`` (after one warm-up pass).
+def floor_pass(image: torch.Tensor, deepest: str, device: torch.device) -> Callable[[], float]:
+    """A function that runs one timed forward + backward pass up to ``deepest`` and returns its seconds.
 
     The network is the engine's own (``feature_extractor``: same truncation, memory format, dtype);
     the backward pass starts from a fixed gradient on the deepest layer's output: no loss code.
+    One untimed warm-up pass is run here (it builds the oneDNN/cuDNN kernels).
     """
     vgg = feature_extractor([deepest], WEIGHTS, "max", device)
     x = image.detach().to(device).requires_grad_(True)
-    grad = None
-    times = []
-    for i in range(repeats + 1):
+    with torch.no_grad():
+        grad = torch.ones_like(vgg(x)[deepest])
+
+    def one_pass() -> float:
         _sync(device)
         start = time.perf_counter()
-        out = vgg(x)[deepest]
-        if grad is None:
-            grad = torch.ones_like(out)
-        out.backward(grad)
+        vgg(x)[deepest].backward(grad)
         _sync(device)
-        if i > 0:
-            times.append(time.perf_counter() - start)
         x.grad = None
-    return times
+        return time.perf_counter() - start
+
+    one_pass()
+    return one_pass
+
+
+def floor_step_times(image: torch.Tensor, deepest: str, device: torch.device, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` floor passes (:func:`floor_pass`) in a row, after a warm-up pass."""
+    one_pass = floor_pass(image, deepest, device)
+    return [one_pass() for _ in range(repeats)]
 
 
 def lbfgs_update_times(shape: tuple[int, ...], device: torch.device, repeats: int) -> list[float]:
@@ -500,19 +506,27 @@ def measure_preset(content: torch.Tensor, style: torch.Tensor, preset: str, step
     deepest = deepest_layer(preset)
     size = max(content.shape[-2:])
     with PeakMemory(device) as mem:
-        floor = floor_step_times(content, deepest, device, config.repeats)
-    rows = [_row(f"{preset}: floor (forward + backward to {deepest})", preset, "floor", size, deepest, floor,
-                 mem.peak)]
+        floor_alone = floor_step_times(content, deepest, device, config.repeats)
+    floor_peak = mem.peak
+    # The floor's timed passes alternate with nstlab's steps (one after each step, from the callback,
+    # outside the step's own time), so that both are measured over the same minutes of a host whose
+    # speed drifts.
+    one_pass = floor_pass(content, deepest, device)
+    floor: list[float] = []
     with PeakMemory(device) as mem:
-        result, evals, wall = nstlab_run(content, style, preset, device, steps)
+        result, evals, wall = nstlab_run(content, style, preset, device, steps, callback_every=1,
+                                         callback=lambda info: floor.append(one_pass()) if info.step > 0 else None)
+    rows = [_row(f"{preset}: floor (forward + backward to {deepest})", preset, "floor", size, deepest, floor,
+                 floor_peak, alone=floor_alone)]
     # The first step builds oneDNN/cuDNN plans: it is left out of the medians.
     rows += [
         _row(f"{preset}: nstlab loss evaluation (closure)", preset, "evaluation", size, deepest, evals[1:], None),
         _row(f"{preset}: nstlab step ({result.settings['optimizer']}, {steps} steps)", preset, "step", size,
-             deepest, result.step_times[1:], mem.peak, wall=wall),
+             deepest, result.step_times[1:], mem.peak, wall=wall - sum(floor)),
     ]
-    log(f"  {preset} at {size} px: floor {median(floor):.3f} s, evaluation {median(evals[1:]):.3f} s, "
-        f"step {median(result.step_times[1:]):.3f} s, {steps} steps in {wall:.1f} s")
+    log(f"  {preset} at {size} px: floor {median(floor):.3f} s ({median(floor_alone):.3f} s in a row), "
+        f"evaluation {median(evals[1:]):.3f} s, step {median(result.step_times[1:]):.3f} s, "
+        f"{steps} steps in {wall - sum(floor):.1f} s")
     if preset == "gatys":
         update = lbfgs_update_times(tuple(content.shape), device, config.repeats)
         rows.append(_row(f"gatys: L-BFGS update alone, full history ({optimize.LBFGS_HISTORY} pairs)", preset,

@@ -57,6 +57,10 @@ def test_tiny_benchmark_run_measures_every_row(bench, tmp_path) -> None:
     assert ("gatys", "lbfgs_update", 64) in kinds and ("gatys", "lbfgs_update", 96) in kinds
     for r in results["rows"]:
         assert r["seconds"] > 0 and r["vs_floor"] == pytest.approx(r["seconds"] / _floor(results, r))
+        if r["kind"] == "floor":  # one pass after each timed step, and the passes in a row before the run
+            step = next(s for s in results["rows"] if s["kind"] == "step" and (s["preset"], s["size"]) == (
+                r["preset"], r["size"]))
+            assert len(r["times"]) == len(step["times"]) and len(r["alone"]) == 1
     gatys_step = next(r for r in results["rows"] if r["kind"] == "step" and r["size"] == 64 and r["preset"] == "gatys")
     baseline = next(r for r in results["rows"] if r["kind"] == "baseline")
     assert gatys_step["baseline_vs_nstlab"] == pytest.approx(baseline["seconds"] / gatys_step["seconds"])
@@ -177,3 +181,26 @@ def test_engine_network_stops_at_the_deepest_layer_channels_last_on_x86_cpu() ->
     x86_64 = platform.machine().lower() in ("x86_64", "amd64")
     assert vgg.memory_format == (torch.channels_last if x86_64 else torch.contiguous_format)
     assert len(vgg.body) == 7
+
+
+@pytest.mark.parametrize("preset", list(optimize.PRESETS))
+def test_every_loss_hands_the_network_gradients_in_its_own_layout(preset) -> None:
+    # A feature gradient in another layout than the network's makes the backward pass convert it
+    # (e.g. a mean over dims gives a contiguous gradient to a channels_last network).
+    opts = optimize.resolve_options(preset=preset, weights="random", size=64)
+    layers = list(dict.fromkeys(opts["content_layers"] + opts["style_layers"]))
+    vgg = VGGFeatures(layers, weights="random", memory_format=torch.channels_last)
+    g = torch.Generator().manual_seed(3)
+    content, style = torch.rand(1, 3, 48, 64, generator=g), torch.rand(1, 3, 48, 64, generator=g)
+    targets, grams, factors = optimize._targets(vgg, content, [style], [1.0], opts)
+    layouts: dict[str, bool] = {}
+
+    def watch(module, inputs, feats) -> None:
+        for name, feat in feats.items():
+            feat.register_hook(lambda grad, name=name: layouts.update(
+                {name: grad.is_contiguous(memory_format=torch.channels_last)}))
+
+    vgg.register_forward_hook(watch)
+    x = content.clone().requires_grad_(True)
+    optimize._loss_terms(x, vgg, targets, grams, factors, opts)["total"].backward()
+    assert set(layouts) == set(layers) and all(layouts.values()), layouts
