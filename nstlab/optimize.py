@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from nstlab import color, losses
 from nstlab.images import as_image, resize
-from nstlab.settings import default_device, smoke_or
+from nstlab.settings import default_device, keep_freed_memory, smoke_or
 from nstlab.vgg import RELU_LAYERS, VGG19_LAYERS, VGGFeatures
 
 # ----------------------------------------------------------------------------- options
@@ -725,7 +725,8 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
     x = _initial_image(opts, content_img, styles, sizes[0], device)
     run = {"image": x, "best_image": x, "best_loss": math.inf, "best_step": -1}
     run.update(interrupted=False, stopped_reason=None)
-    with tqdm(total=total_steps, desc=f"stylize [{label} VGG]", disable=not opts["progress"]) as bar:
+    # Freed CPU memory is reused instead of faulted in afresh each step (big images on CPU: ~1.6x).
+    with keep_freed_memory(), tqdm(total=total_steps, desc=f"stylize [{label} VGG]", disable=not opts["progress"]) as bar:
         try:
             for i, hw in enumerate(sizes):
                 content_s = resize(content_img, hw)

@@ -1,0 +1,55 @@
+"""Process-wide switches: the smoke flag, the device and the CPU allocator setting."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+
+import pytest
+import torch
+
+from nstlab import optimize, settings
+
+
+def test_smoke_or_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NSTLAB_SMOKE", "1")
+    assert settings.smoke_or(256, 64) == 64
+    monkeypatch.setenv("NSTLAB_SMOKE", "0")
+    assert settings.smoke_or(256, 64) == 256
+
+
+def _faults_of_a_pass(net: torch.nn.Module, x: torch.Tensor) -> int:
+    """Minor page faults of one forward + backward pass (its activations are over 32 MiB each)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    net(x).sum().backward()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(settings._glibc() is None, reason="the C library is not glibc")
+def test_keep_freed_memory_reuses_the_activations_and_restores_the_defaults() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 1))
+    x = torch.rand(1, 16, 768, 768, requires_grad=True)  # 36 MiB per activation
+    with settings.keep_freed_memory():
+        with settings.keep_freed_memory():  # nested: the outer block keeps the setting
+            _faults_of_a_pass(net, x)
+        kept = [_faults_of_a_pass(net, x) for _ in range(4)]
+    fresh = [_faults_of_a_pass(net, x) for _ in range(2)]  # the defaults again: a new mmap per block
+    # At least one fault per 2 MiB even with transparent huge pages; once the heap has settled
+    # (a pass or two), about none.
+    assert min(fresh) >= 4 * 36 * 2**20 // (2 * 2**20)
+    assert min(kept) < min(fresh) / 4, (kept, fresh)
+
+
+def test_stylize_keeps_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    entered = []
+
+    @contextlib.contextmanager
+    def recording():
+        entered.append(True)
+        yield
+
+    monkeypatch.setattr(optimize, "keep_freed_memory", recording)
+    optimize.stylize("tower_bridge", "van_gogh_harvest", size=32, steps=1, weights="random", device="cpu",
+                     progress=False)
+    assert entered == [True]
