@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout without install
 from nstlab import optimize  # noqa: E402
 from nstlab.images import as_image, resize  # noqa: E402
 from nstlab.optimize import PRESETS, feature_extractor, resolve_options, stylize  # noqa: E402
+from nstlab.settings import keep_freed_memory  # noqa: E402
 from nstlab.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG19_LAYERS, vgg19_features  # noqa: E402
 
 WEIGHTS = "random"
@@ -181,9 +182,11 @@ def floor_pass(image: torch.Tensor, deepest: str, device: torch.device) -> Calla
 
 
 def floor_step_times(image: torch.Tensor, deepest: str, device: torch.device, repeats: int) -> list[float]:
-    """Seconds of ``repeats`` floor passes (:func:`floor_pass`) in a row, after a warm-up pass."""
-    one_pass = floor_pass(image, deepest, device)
-    return [one_pass() for _ in range(repeats)]
+    """Seconds of ``repeats`` floor passes (:func:`floor_pass`) in a row, after a warm-up pass, with
+    freed memory kept for reuse as ``stylize`` keeps it (``nstlab.settings.keep_freed_memory``)."""
+    with keep_freed_memory():
+        one_pass = floor_pass(image, deepest, device)
+        return [one_pass() for _ in range(repeats)]
 
 
 def lbfgs_update_times(shape: tuple[int, ...], device: torch.device, repeats: int) -> list[float]:
@@ -211,13 +214,14 @@ def lbfgs_update_times(shape: tuple[int, ...], device: torch.device, repeats: in
         return loss
 
     times = []
-    for i in range(optimize.LBFGS_HISTORY + 1 + repeats):
-        _sync(device)
-        start = time.perf_counter()
-        optimizer.step(closure)
-        _sync(device)
-        if i > optimize.LBFGS_HISTORY:  # the history is full from here on
-            times.append(time.perf_counter() - start - inside[0])
+    with keep_freed_memory():  # as in stylize
+        for i in range(optimize.LBFGS_HISTORY + 1 + repeats):
+            _sync(device)
+            start = time.perf_counter()
+            optimizer.step(closure)
+            _sync(device)
+            if i > optimize.LBFGS_HISTORY:  # the history is full from here on
+                times.append(time.perf_counter() - start - inside[0])
     pairs = len(optimizer.state[x]["old_dirs"])
     if pairs != optimize.LBFGS_HISTORY:
         raise RuntimeError(f"lbfgs_update_times: the history holds {pairs} pairs, not {optimize.LBFGS_HISTORY}")
