@@ -50,9 +50,11 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-# glibc's mallopt parameters and the defaults restored afterwards (malloc.h, mallopt(3)).
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_DEFAULT_TRIM_THRESHOLD, _DEFAULT_MMAP_MAX = 128 * 1024, 65536
+# glibc's mallopt parameters (malloc.h, mallopt(3)). Setting any of them ends glibc's own adjustment of
+# the thresholds, so on leaving they are set to where that adjustment goes for a program that frees big
+# blocks (mmap threshold at its 32 MiB maximum, trim threshold twice that), not to the start values.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
+_AFTER = ((_M_MMAP_MAX, 65536), (_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 64 * 2**20))
 _KEEP_ALL = 2**31 - 1  # the largest int mallopt takes: never give the heap's top back
 _keeping = {"depth": 0}
 _keeping_lock = threading.Lock()
@@ -77,7 +79,8 @@ def keep_freed_memory() -> Iterator[None]:
     activations in as new zeroed pages: about 1.7 GB per pass at 1024 px, where a step ran about
     1.6x slower for it (benchmarks/README.md).
     Inside, large blocks come from the heap and the heap is never trimmed; on leaving the outermost
-    block the defaults come back and the freed memory is returned to the system (malloc_trim).
+    block, glibc's thresholds are set as its own adjustment would leave them and the freed memory
+    is returned to the system (malloc_trim).
     The process's peak memory stays about the same. Nothing happens where the C library is not
     glibc (macOS, Windows, musl).
     """
@@ -96,6 +99,6 @@ def keep_freed_memory() -> Iterator[None]:
         with _keeping_lock:
             _keeping["depth"] -= 1
             if _keeping["depth"] == 0:
-                libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                for param, value in _AFTER:
+                    libc.mallopt(param, value)
                 libc.malloc_trim(0)

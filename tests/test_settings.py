@@ -26,7 +26,7 @@ def _faults_of_a_pass(net: torch.nn.Module, x: torch.Tensor) -> int:
 
 
 @pytest.mark.skipif(settings._glibc() is None, reason="the C library is not glibc")
-def test_keep_freed_memory_reuses_the_activations_and_restores_the_defaults() -> None:
+def test_keep_freed_memory_reuses_the_activations_until_the_block_ends() -> None:
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 1))
     x = torch.rand(1, 16, 768, 768, requires_grad=True)  # 36 MiB per activation
@@ -34,11 +34,42 @@ def test_keep_freed_memory_reuses_the_activations_and_restores_the_defaults() ->
         with settings.keep_freed_memory():  # nested: the outer block keeps the setting
             _faults_of_a_pass(net, x)
         kept = [_faults_of_a_pass(net, x) for _ in range(4)]
-    fresh = [_faults_of_a_pass(net, x) for _ in range(2)]  # the defaults again: a new mmap per block
+    fresh = [_faults_of_a_pass(net, x) for _ in range(2)]  # blocks over 32 MiB: a new mmap each again
     # At least one fault per 2 MiB even with transparent huge pages; once the heap has settled
     # (a pass or two), about none.
     assert min(fresh) >= 4 * 36 * 2**20 // (2 * 2**20)
     assert min(kept) < min(fresh) / 4, (kept, fresh)
+
+
+class _RecordingLibc:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_keep_freed_memory_sets_glibc_once_and_leaves_its_adjusted_thresholds(monkeypatch) -> None:
+    libc = _RecordingLibc()
+    monkeypatch.setattr(settings, "_glibc", lambda: libc)
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # glibc's malloc.h
+    with settings.keep_freed_memory():
+        with settings.keep_freed_memory():
+            pass
+        assert libc.calls == [("mallopt", M_MMAP_MAX, 0), ("mallopt", M_TRIM_THRESHOLD, 2**31 - 1)]
+    # Not glibc's start values (a fixed 128 KiB trim threshold made a later naive run fault 3x
+    # more pages): where its own adjustment ends for big blocks, 32 MiB and twice that.
+    assert libc.calls[2:] == [("mallopt", M_MMAP_MAX, 65536), ("mallopt", M_MMAP_THRESHOLD, 32 * 2**20),
+                              ("mallopt", M_TRIM_THRESHOLD, 64 * 2**20), ("malloc_trim", 0)]
+    with pytest.raises(KeyError):  # an error inside still restores
+        with settings.keep_freed_memory():
+            raise KeyError("x")
+    assert libc.calls[-1] == ("malloc_trim", 0) and len(libc.calls) == 12
 
 
 def test_stylize_keeps_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
