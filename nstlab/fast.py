@@ -43,7 +43,7 @@ from nstlab.images import (
     sample_image_path,
     save_image,
 )
-from nstlab.settings import default_device, smoke_or
+from nstlab.settings import default_device, keep_freed_memory, smoke_or
 from nstlab.vgg import VGGFeatures
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn (the CLI starts faster)
@@ -591,7 +591,9 @@ def train_fast(
     interrupted, reason = False, None
     try:
         desc = f"train-fast [{loss_fn.weights_name} VGG]"
-        with tqdm(total=steps, initial=min(start, steps), desc=desc, disable=not progress) as bar:
+        # Freed CPU memory is reused instead of faulted in afresh each step (256 px, batch 4: ~1.4x).
+        bar = tqdm(total=steps, initial=min(start, steps), desc=desc, disable=not progress)
+        with keep_freed_memory(), bar:
             for step in range(start, steps):
                 began = time.perf_counter()
                 batch = sampler.batch(step).to(device)

@@ -8,7 +8,7 @@ import resource
 import pytest
 import torch
 
-from nstlab import optimize, settings
+from nstlab import fast, optimize, settings
 
 
 def test_smoke_or_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,7 +72,8 @@ def test_keep_freed_memory_sets_glibc_once_and_leaves_its_adjusted_thresholds(mo
     assert libc.calls[-1] == ("malloc_trim", 0) and len(libc.calls) == 12
 
 
-def test_stylize_keeps_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("module", ["optimize", "fast"])
+def test_stylize_and_train_fast_keep_freed_memory_while_they_run(module, monkeypatch) -> None:
     entered = []
 
     @contextlib.contextmanager
@@ -80,7 +81,12 @@ def test_stylize_keeps_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
         entered.append(True)
         yield
 
-    monkeypatch.setattr(optimize, "keep_freed_memory", recording)
-    optimize.stylize("tower_bridge", "van_gogh_harvest", size=32, steps=1, weights="random", device="cpu",
-                     progress=False)
+    monkeypatch.setattr({"optimize": optimize, "fast": fast}[module], "keep_freed_memory", recording)
+    if module == "optimize":
+        optimize.stylize("tower_bridge", "van_gogh_harvest", size=32, steps=1, weights="random", device="cpu",
+                         progress=False)
+    else:
+        fast.train_fast("van_gogh_harvest", steps=1, size=32, batch_size=1, channels=8, n_residual=1,
+                        style_layers=["relu1_1"], content_layers=["relu1_1"], weights="random", device="cpu",
+                        checkpoint=None, progress=False)
     assert entered == [True]
