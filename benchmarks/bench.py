@@ -69,7 +69,7 @@ class Config:
     ttq_coarse_steps: list[int] = field(default_factory=lambda: [50, 50])
     ttq_max_steps: int = 300
     big_size: int = 1024
-    big_steps: int = 4
+    big_steps: int = 8
     out: str | None = None
 
 
