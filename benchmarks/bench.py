@@ -3,7 +3,8 @@
 One run measures, on the same images, size and device, with fixed seeds and random VGG19 weights:
 
 - floor: one forward + backward pass of the VGG19 layers up to a preset's deepest layer, built as
-  the engine builds its network (``nstlab.optimize.feature_extractor``), with no loss code at all;
+  the engine builds its network (``nstlab.optimize.feature_extractor``), with no loss code at all,
+  timed once after each of nstlab's steps so that both are measured over the same minutes;
 - naive baseline: a tutorial-style Gatys implementation written below (a copy of the whole
   ``features`` stack with loss modules inserted, the style Grams recomputed from the style
   features every step, full resolution only, L-BFGS with a closure), with exactly the objective
