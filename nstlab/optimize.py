@@ -726,7 +726,8 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
     run = {"image": x, "best_image": x, "best_loss": math.inf, "best_step": -1}
     run.update(interrupted=False, stopped_reason=None)
     # Freed CPU memory is reused instead of faulted in afresh each step (big images on CPU: ~1.6x).
-    with keep_freed_memory(), tqdm(total=total_steps, desc=f"stylize [{label} VGG]", disable=not opts["progress"]) as bar:
+    bar = tqdm(total=total_steps, desc=f"stylize [{label} VGG]", disable=not opts["progress"])
+    with keep_freed_memory(), bar:
         try:
             for i, hw in enumerate(sizes):
                 content_s = resize(content_img, hw)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -60,6 +61,7 @@ _keeping = {"depth": 0}
 _keeping_lock = threading.Lock()
 
 
+@functools.lru_cache(maxsize=1)
 def _glibc() -> ctypes.CDLL | None:
     """The C library if it is glibc (it has mallopt and malloc_trim), else None."""
     name = ctypes.util.find_library("c")
@@ -81,8 +83,8 @@ def keep_freed_memory() -> Iterator[None]:
     Inside, large blocks come from the heap and the heap is never trimmed; on leaving the outermost
     block, glibc's thresholds are set as its own adjustment would leave them and the freed memory
     is returned to the system (malloc_trim).
-    The process's peak memory stays about the same. Nothing happens where the C library is not
-    glibc (macOS, Windows, musl).
+    The process's peak memory grew by 1 % (512 px) to 10 % (1024 px) for it. Nothing happens where
+    the C library is not glibc (macOS, Windows, musl).
     """
     libc = _glibc()
     if libc is None:
