@@ -167,8 +167,10 @@ def floor_pass(image: torch.Tensor, deepest: str, device: torch.device) -> Calla
     """
     vgg = feature_extractor([deepest], WEIGHTS, "max", device)
     x = image.detach().to(device).requires_grad_(True)
-    with torch.no_grad():
-        grad = torch.ones_like(vgg(x)[deepest])
+    out = vgg(x)[deepest]  # the warm-up pass, which also gives the gradient's shape
+    grad = torch.ones_like(out)
+    out.backward(grad)
+    x.grad = None
 
     def one_pass() -> float:
         _sync(device)
@@ -178,16 +180,7 @@ def floor_pass(image: torch.Tensor, deepest: str, device: torch.device) -> Calla
         x.grad = None
         return time.perf_counter() - start
 
-    one_pass()
     return one_pass
-
-
-def floor_step_times(image: torch.Tensor, deepest: str, device: torch.device, repeats: int) -> list[float]:
-    """Seconds of ``repeats`` floor passes (:func:`floor_pass`) in a row, after a warm-up pass, with
-    freed memory kept for reuse as ``stylize`` keeps it (``nstlab.settings.keep_freed_memory``)."""
-    with keep_freed_memory():
-        one_pass = floor_pass(image, deepest, device)
-        return [one_pass() for _ in range(repeats)]
 
 
 def lbfgs_update_times(shape: tuple[int, ...], device: torch.device, repeats: int) -> list[float]:
@@ -510,13 +503,15 @@ def measure_preset(content: torch.Tensor, style: torch.Tensor, preset: str, step
     """Floor, nstlab evaluation and nstlab step of one preset at one size; returns the rows and the Result."""
     deepest = deepest_layer(preset)
     size = max(content.shape[-2:])
-    with PeakMemory(device) as mem:
-        floor_alone = floor_step_times(content, deepest, device, config.repeats)
+    # Passes in a row first (kept in the JSON as "alone", and their peak memory is the floor's), with
+    # freed memory kept for reuse as stylize keeps it.
+    with PeakMemory(device) as mem, keep_freed_memory():
+        one_pass = floor_pass(content, deepest, device)
+        floor_alone = [one_pass() for _ in range(config.repeats)]
     floor_peak = mem.peak
-    # The floor's timed passes alternate with nstlab's steps (one after each step, from the callback,
+    # Then the same pass alternates with nstlab's steps (one after each step, from the callback,
     # outside the step's own time), so that both are measured over the same minutes of a host whose
     # speed drifts.
-    one_pass = floor_pass(content, deepest, device)
     floor: list[float] = []
     with PeakMemory(device) as mem:
         result, evals, wall = nstlab_run(content, style, preset, device, steps, callback_every=1,
