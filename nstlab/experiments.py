@@ -795,6 +795,11 @@ def stylize_variant(content: Any, style: Any, **options: Any) -> Result:
     return result
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The options that are not None: overrides for :func:`run_variants` (None keeps the preset's value)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def run_variants(
     content: Any,
     style: Any,
@@ -2164,8 +2169,8 @@ def visualize_ssim_vs_gatys(
     - the Figure of :func:`visualize_runs` (2 inputs + one image per variant, 2 loss plots).
     """
     variants = SSIM_VARIANTS if variants is None else variants
-    common = {} if style_weight is None else {"style_weight": style_weight}
-    results = run_variants(content, style, variants, _course_size(size), _course_steps(steps), seed, weights, **common)
+    results = run_variants(content, style, variants, _course_size(size), _course_steps(steps), seed, weights,
+                           **_given(style_weight=style_weight))
     rows = evaluate_results(results, content, style, weights)
     return visualize_runs(results, content, style, rows, show=("style loss", "content loss"))
 
@@ -2362,8 +2367,8 @@ def visualize_color_preservation(
     - the Figure of :func:`visualize_runs` (2 inputs + 3 results, 2 loss plots).
     """
     size = _course_size(size)
-    common = {"preset": preset} if style_weight is None else {"preset": preset, "style_weight": style_weight}
-    results = run_variants(content, style, COLOR_VARIANTS, size, _course_steps(steps), seed, weights, **common)
+    results = run_variants(content, style, COLOR_VARIANTS, size, _course_steps(steps), seed, weights, preset=preset,
+                           **_given(style_weight=style_weight))
     content_img, style_img = _image(content, size), _image(style, size)
     rows = [
         {
@@ -2504,8 +2509,8 @@ def visualize_evaluation(
     Returns:
     - the Figure: content, style, result, the loss curves and a table (5 axes).
     """
-    common = {} if style_weight is None else {"style_weight": style_weight}
-    results = run_variants(content, style, {preset: {"preset": preset}}, _course_size(size), _course_steps(steps), seed, weights, **common)
+    results = run_variants(content, style, {preset: {"preset": preset}}, _course_size(size), _course_steps(steps), seed, weights,
+                           **_given(style_weight=style_weight))
     rows = evaluate_results(results, content, style, weights)
     (result,) = results.values()
     fig = Figure(figsize=(15, 4.6), layout="constrained")
