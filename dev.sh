@@ -8,6 +8,24 @@ cd "$(dirname "$0")"
 venv="${NSTLAB_VENV:-.venv}"
 python="${PYTHON:-python3}"
 
+# Installing PyPI's torch (the CUDA build) into an empty environment peaked at 8.5 GB of disk on the build
+# machine (5.9 GB stay installed; pip unpacks in $TMPDIR). Say so before pip runs out of space half-way.
+need_gb=9
+check_disk_space() {
+    if "$venv/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"; then
+        return  # torch is already there (for example the CPU-only install): the rest is small
+    fi
+    local dir free_gb
+    for dir in "$venv" "${TMPDIR:-/tmp}"; do
+        free_gb=$(df -Pk "$dir" | awk 'NR == 2 {print int($4 / 1048576)}')
+        if [ "$free_gb" -lt "$need_gb" ]; then
+            echo "error: installing PyTorch needs about $need_gb GB of free disk; $dir has $free_gb GB." >&2
+            echo "Free some space, or install the CPU-only PyTorch first (README: A smaller install for CPU-only machines)." >&2
+            exit 1
+        fi
+    done
+}
+
 setup() {
     if [ ! -x "$venv/bin/python" ]; then
         echo "Creating the virtual environment $venv ..."
@@ -17,6 +35,7 @@ setup() {
     stamp="$venv/.nstlab-installed"
     want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        check_disk_space
         echo "Installing nstlab and its dependencies into $venv (the first time takes a few minutes) ..."
         "$venv/bin/python" -m pip install --upgrade pip >/dev/null
         "$venv/bin/python" -m pip install -e ".[test]"
