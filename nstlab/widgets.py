@@ -51,6 +51,15 @@ def log_slider(
     )
 
 
+def _label_beside(toggle: widgets.ToggleButtons) -> widgets.ToggleButtons:
+    """Keep a ToggleButtons' description on the buttons' line (JupyterLab shows it above them otherwise).
+    Unless set, the label gets the other controls' 80 px and the buttons fit their text."""
+    toggle.layout.display, toggle.layout.flex_flow, toggle.layout.align_items = "flex", "row", "center"
+    toggle.style.description_width = toggle.style.description_width or "80px"
+    toggle.style.button_width = toggle.style.button_width or "auto"
+    return toggle
+
+
 def _error_html(text: str) -> str:
     return f"<span style='color:#b00020'>{html.escape(text)}</span>"
 
@@ -116,7 +125,7 @@ def rerun(fn: Callable[..., Any], **controls: Any) -> widgets.VBox:
     again on every click. Errors of the first call are raised; later ones appear in the output.
     """
     shown = [
-        c.widget if isinstance(c, ImagePicker) else c
+        c.widget if isinstance(c, ImagePicker) else _label_beside(c) if isinstance(c, widgets.ToggleButtons) else c
         for c in controls.values()
         if isinstance(c, (widgets.ValueWidget, ImagePicker))
     ]
@@ -190,9 +199,9 @@ class StylePanel:
         self.content = ImagePicker("content", content)
         self.style = ImagePicker("style", style)
         self.preset = widgets.Dropdown(options=list(PRESETS), value=opts["preset"], description="preset")
-        self.optimizer = widgets.ToggleButtons(
+        self.optimizer = _label_beside(widgets.ToggleButtons(
             options=list(OPTIMIZERS), description="optimizer", style={**WIDE, "button_width": "64px"}
-        )
+        ))
         self.lr = log_slider("lr", 1.0, -5, 1)
         self.init = widgets.Dropdown(options=list(INITS), description="init")
         self.content_weight = log_slider("content weight", 1.0, -4, 4)

@@ -105,6 +105,20 @@ def test_rerun_passes_image_pickers_and_raises_first_errors():
         widgets.rerun(broken, x=ipywidgets.IntSlider(value=1))
 
 
+def test_toggle_buttons_keep_their_label_on_the_buttons_line():
+    """ipywidgets 8 in JupyterLab puts a ToggleButtons' description above the buttons unless its box is a
+    row; rerun and the panel lay out every ToggleButtons they show as one (checked in a browser)."""
+    pooling = ipywidgets.ToggleButtons(options=["max", "avg"], description="pooling")
+    assert pooling.layout.display is None  # the default: label above
+    box = widgets.rerun(lambda pooling: None, pooling=pooling)
+    panel = widgets.StylePanel()
+    for toggle in (box.children[0], panel.optimizer):
+        assert (toggle.layout.display, toggle.layout.flex_flow, toggle.layout.align_items) == ("flex", "row", "center")
+    # compact buttons after the usual 80-px label, unless the caller chose otherwise (the panel's 64-px buttons)
+    assert (pooling.style.description_width, pooling.style.button_width) == ("80px", "auto")
+    assert (panel.optimizer.style.description_width, panel.optimizer.style.button_width) == ("initial", "64px")
+
+
 def test_panel_defaults_follow_the_engine():
     panel = widgets.StylePanel()
     opts = panel.options()
