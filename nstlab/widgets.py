@@ -2,6 +2,7 @@
 (``stylize``, ``compare``, ``StylePanel.options``, ``ImagePicker.image``) that the tests call too.
 
 - :func:`log_slider`: a log-scale slider for a loss weight or a learning rate.
+- :func:`preset_dropdown`: the presets, setting a style-weight slider to the chosen preset's β.
 - :class:`ImagePicker`: a bundled image from a dropdown, or an uploaded file.
 - :func:`rerun`: controls + a Run button around a slow function; it runs once at creation.
 - :class:`StylePanel`: the playground, every option of ``stylize`` with a live preview and Stop.
@@ -22,6 +23,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Image as DisplayImage
 from IPython.display import display
+from ipywidgets.widgets.widget_description import DescriptionWidget
 from matplotlib.figure import Figure
 
 from nstlab import plotting
@@ -51,6 +53,19 @@ def log_slider(
     )
 
 
+def preset_dropdown(style_weight: widgets.FloatLogSlider, value: str = "gatys") -> widgets.Dropdown:
+    """A Dropdown of the ``stylize`` presets that sets the ``style_weight`` slider to the chosen preset's β
+    (each preset's β is tuned to its own style loss), as the playground does. The slider starts at ``value``'s."""
+    dropdown = widgets.Dropdown(options=list(PRESETS), value=value, description="preset")
+    style_weight.value = PRESETS[value]["style_weight"]
+
+    def follow(change: dict) -> None:
+        style_weight.value = PRESETS[change["new"]]["style_weight"]
+
+    dropdown.observe(follow, "value")
+    return dropdown
+
+
 def _label_beside(toggle: widgets.ToggleButtons) -> widgets.ToggleButtons:
     """Keep a ToggleButtons' description on the buttons' line (JupyterLab shows it above them otherwise).
     Unless set, the label gets the other controls' 80 px and the buttons fit their text."""
@@ -58,6 +73,17 @@ def _label_beside(toggle: widgets.ToggleButtons) -> widgets.ToggleButtons:
     toggle.style.description_width = toggle.style.description_width or "80px"
     toggle.style.button_width = toggle.style.button_width or "auto"
     return toggle
+
+
+def _line_up(controls: list[DescriptionWidget]) -> None:
+    """Give every control the longest description's width (at least ipywidgets' 80 px), so that the
+    controls of a form start in one column, and widen each by as much, so that the control itself keeps
+    ipywidgets' 220 px. A Checkbox's description sits right of the box: not counted."""
+    longest = max((len(c.description) for c in controls if not isinstance(c, widgets.Checkbox)), default=0)
+    label = f"{max(longest + 1, 11)}ch"
+    for c in controls:
+        c.style.description_width = label
+        c.layout.width = f"calc({label} + 220px)"
 
 
 def _error_html(text: str) -> str:
@@ -123,7 +149,10 @@ def rerun(fn: Callable[..., Any], **controls: Any) -> widgets.VBox:
       they are; call ``.image(size)``), or plain values (passed unchanged).
     Returns: the VBox (controls, button, output). fn runs once now, with the initial values, and
     again on every click. Errors of the first call are raised; later ones appear in the output.
+    The controls' labels get one width, so that they line up.
     """
+    _line_up([c.dropdown if isinstance(c, ImagePicker) else c for c in controls.values()
+              if isinstance(c, (DescriptionWidget, ImagePicker))])
     shown = [
         c.widget if isinstance(c, ImagePicker) else _label_beside(c) if isinstance(c, widgets.ToggleButtons) else c
         for c in controls.values()
@@ -200,7 +229,7 @@ class StylePanel:
         self.style = ImagePicker("style", style)
         self.preset = widgets.Dropdown(options=list(PRESETS), value=opts["preset"], description="preset")
         self.optimizer = _label_beside(widgets.ToggleButtons(
-            options=list(OPTIMIZERS), description="optimizer", style={**WIDE, "button_width": "64px"}
+            options=list(OPTIMIZERS), description="optimizer", style={"button_width": "64px"}
         ))
         self.lr = log_slider("lr", 1.0, -5, 1)
         self.init = widgets.Dropdown(options=list(INITS), description="init")

@@ -112,11 +112,37 @@ def test_toggle_buttons_keep_their_label_on_the_buttons_line():
     assert pooling.layout.display is None  # the default: label above
     box = widgets.rerun(lambda pooling: None, pooling=pooling)
     panel = widgets.StylePanel()
+    assert pooling.style.description_width == "11ch"  # rerun lines the labels up (below)
     for toggle in (box.children[0], panel.optimizer):
         assert (toggle.layout.display, toggle.layout.flex_flow, toggle.layout.align_items) == ("flex", "row", "center")
-    # compact buttons after the usual 80-px label, unless the caller chose otherwise (the panel's 64-px buttons)
-    assert (pooling.style.description_width, pooling.style.button_width) == ("80px", "auto")
-    assert (panel.optimizer.style.description_width, panel.optimizer.style.button_width) == ("initial", "64px")
+    # compact buttons after an 80-px label, unless the caller chose otherwise (the panel's 64-px buttons)
+    assert pooling.style.button_width == "auto"
+    assert (panel.optimizer.style.description_width, panel.optimizer.style.button_width) == ("80px", "64px")
+
+
+def test_rerun_lines_up_the_labels():
+    picker = widgets.ImagePicker("content", CONTENT)
+    beta = widgets.log_slider("β (style weight)", 1.0, -3, 4)
+    steps = ipywidgets.IntSlider(value=1, description="steps")
+    box_ = ipywidgets.Checkbox(description="a long checkbox description, not a label")
+    widgets.rerun(lambda **_: None, content=picker, style_weight=beta, steps=steps, flag=box_, size=64)
+    # the longest label, "β (style weight)", is 16 characters: every control gets 17ch
+    assert {c.style.description_width for c in (picker.dropdown, beta, steps, box_)} == {"17ch"}
+    assert {c.layout.width for c in (picker.dropdown, beta, steps, box_)} == {"calc(17ch + 220px)"}
+    short = ipywidgets.IntSlider(description="n")
+    widgets.rerun(lambda n: None, n=short)
+    assert short.style.description_width == "11ch"  # never narrower than ipywidgets' 80 px
+
+
+def test_preset_dropdown_sets_the_presets_style_weight():
+    beta = widgets.log_slider("β", 1.0, -3, 4)
+    preset = widgets.preset_dropdown(beta, value="novak")
+    assert list(preset.options) == list(PRESETS) and beta.value == pytest.approx(PRESETS["novak"]["style_weight"])
+    for name in PRESETS:
+        preset.value = name
+        assert beta.value == pytest.approx(PRESETS[name]["style_weight"])
+    beta.value = 100.0  # the student's own choice stays until the preset changes
+    assert preset.value == list(PRESETS)[-1] and beta.value == pytest.approx(100.0)
 
 
 def test_panel_defaults_follow_the_engine():
