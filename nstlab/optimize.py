@@ -77,15 +77,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "chained": False,
         "ssim_weighting": False,
         "optimizer": "lbfgs",  # Gatys: L-BFGS
-        "init": "content",  # seed survey: content init "often led to improved results"; Gatys used noise
-        "pooling": "max",  # seed survey: max pooling looked better than Gatys' average pooling
+        "init": "content",  # Jain & Venkitachalam: content init "often led to improved results"; Gatys used noise
+        "pooling": "max",  # Jain & Venkitachalam: max pooling looked better than Gatys' average pooling
         "content_weight": 1.0,
         "style_weight": 1.0,  # tuned (above); Gatys' alpha/beta ratios are for raw losses
         "tv_weight": 3.0,  # tuned (above); Gatys had no TV term
         "steps": 300,  # one L-BFGS evaluation per step (neural-style runs 1000)
     },
     # Novak & Nikulin, "Improving the Neural Algorithm of Artistic Style" (2016), as summarised
-    # in the seed survey.
+    # in Jain & Venkitachalam's survey "Neural Style Transfer" (NYU).
     "novak": {
         "content_layers": ["relu4_2"],  # as Gatys
         "style_layers": list(RELU_LAYERS),  # "all the 16 convolutional layers" (post-ReLU)
@@ -101,7 +101,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tv_weight": 3.0,  # tuned (above)
         "steps": 300,
     },
-    # Prabhu & McAteer, "Structural Similarity in Neural Style Transfer" (ACAI 2020 blog seed).
+    # Prabhu & McAteer, "Structural Similarity in Neural Style Transfer" (blog post on their ACAI 2020 talk).
     "ssim": {
         "content_layers": ["relu5_2"],  # blog: block5_conv2 (Keras conv layers include the ReLU)
         "style_layers": GATYS_STYLE_LAYERS,  # blog: block1_conv1 ... block5_conv1
