@@ -6,28 +6,35 @@ Each ``visualize_…`` function runs one experiment at the given settings and re
 
 from __future__ import annotations
 
-# --- notebooks 00-03: images, VGG features, content loss, Gram matrices ---------------------------------
-
+import hashlib
 import html
+import math
 import os
 import platform
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import matplotlib.colors
+import matplotlib.ticker
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Bbox
+from torchvision.transforms.functional import gaussian_blur
 
 from nstlab import __version__ as nstlab_version
-from nstlab import losses, plotting
+from nstlab import color, losses, plotting
+from nstlab import vgg as _vgg
 from nstlab.images import as_image, list_images, load_image, resize, sample_image_path
-from nstlab.optimize import Result, stylize
+from nstlab.optimize import GATYS_STYLE_LAYERS, PRESETS, Result, resolve_options, stylize
 from nstlab.settings import default_device, is_smoke, smoke_or
+from nstlab.ssim import gaussian_window, local_statistics, ssim
 from nstlab.vgg import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -38,14 +45,19 @@ from nstlab.vgg import (
     vgg19_features,
 )
 
+# --- notebooks 00-03: images, VGG features, content loss, Gram matrices ---------------------------------
+
 RECONSTRUCTION_LAYERS = ["relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2"]
 """Gatys et al.'s content reconstructions (Fig. 1): their conv1_2 ... conv5_2, post-ReLU blobs in Caffe."""
 
 TEXTURE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 """Gatys et al.'s style layers: their conv1_1 ... conv5_1 (post-ReLU, as above)."""
 
+MAX_FIGURE_WIDTH = 13.0
+"""Inches: the widest figure drawn here. A notebook scales a wider one down to its column, text and all."""
+
 GRAM_CONVENTIONS = ("none", "1/(HW)", "1/(CHW)", "Gatys E_l")
-"""The style-loss conventions of the seeds compared in notebook 03 (see :func:`style_loss_conventions`)."""
+"""The style-loss conventions of the course's sources compared in notebook 03 (see :func:`style_loss_conventions`)."""
 
 
 @dataclass(repr=False)
@@ -95,8 +107,9 @@ class Table:
             "<tr>" + "".join(f"<td>{esc(self._cell(row, c))}</td>" for c in self.columns) + "</tr>"
             for row in self.rows
         )
-        caption = f"<caption style='caption-side:top'>{esc(self.title)}</caption>" if self.title else ""
-        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        # the title above the table, not a <caption>: a caption wraps to the width of a narrow table
+        title = f"<div style='font-weight:bold;margin:4px 0'>{esc(self.title)}</div>" if self.title else ""
+        return f"<div>{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 @dataclass(frozen=True)
@@ -326,8 +339,8 @@ def plot_layer_geometry(image: Any = "tower_bridge", size: int | None = None) ->
     rows = [r for r in table.rows if not r["name"].startswith("conv")]
     names = [r["name"] for r in rows]
     positions = [int(np.prod([int(v) for v in r["H×W"].split("×")])) for r in rows]
-    fig = Figure(figsize=(15, 4.2), layout="constrained")
-    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.3, 1.3, 1]})
+    fig = Figure(figsize=(MAX_FIGURE_WIDTH, 5.0), layout="constrained")
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1]})
     idx = np.arange(len(rows))
     axes[0].plot(idx, [r["channels"] for r in rows], "o-", label="channels C")
     axes[0].plot(idx, positions, "s-", label="positions H·W")
@@ -340,7 +353,7 @@ def plot_layer_geometry(image: Any = "tower_bridge", size: int | None = None) ->
     axes[1].set_yscale("log", base=2)
     axes[1].set_title("what one unit sees (px)", fontsize=10)
     for ax in axes[:2]:
-        ax.set_xticks(idx, names, rotation=90, fontsize=7)
+        ax.set_xticks(idx, names, rotation=90, fontsize=9)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     axes[2].imshow(x[0].permute(1, 2, 0).numpy())
@@ -352,8 +365,9 @@ def plot_layer_geometry(image: Any = "tower_bridge", size: int | None = None) ->
                                     linewidth=2, label=f"{layer}: {r} px"))
     axes[2].set_xlim(-0.5, w - 0.5)
     axes[2].set_ylim(h - 0.5, -0.5)
-    axes[2].legend(fontsize=7, loc="lower right", framealpha=0.8)
-    axes[2].set_title("receptive field of one unit (clipped to the image)", fontsize=10)
+    # below the image, not on it: a legend inside would hide the corner it sits in
+    axes[2].legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.03), ncols=2, frameon=False)
+    axes[2].set_title("receptive field of one unit\n(centred, clipped to the image)", fontsize=10)
     axes[2].axis("off")
     return fig
 
@@ -371,7 +385,8 @@ def activation_table(
     channels (% of channels all 0), and "change under a shift": the relative change
     ||F(x') - F(x)|| / ||F(x)|| when the image is moved by ``shift`` pixels (x' = x moved left,
     both cropped to the same width). Shallow maps move with the image; deep ones barely change.
-    Returns: a :class:`Table`, one row per layer; its title names the weights.
+    The other columns describe the left crop x (H×W: its feature map's size).
+    Returns: a :class:`Table`, one row per layer; its title names the crops and the weights.
     """
     x = _image(image, size or smoke_or(256, 64))
     if not 0 < shift < x.shape[-1] // 2:
@@ -392,7 +407,8 @@ def activation_table(
             "dead channels (%)": float((f.flatten(1).amax(dim=1) == 0).double().mean() * 100),
             f"change under a {shift}-px shift (%)": float((g - f).norm() / f.norm().clamp_min(1e-12) * 100),
         })
-    title = f"activations of a {x.shape[-2]}×{x.shape[-1]} image — {vgg.label}"
+    h, w = x.shape[-2:]
+    title = f"activations of two {h}×{w - shift} crops of a {h}×{w} image, {shift} px apart — {vgg.label}"
     percent = {c: ".1f" for c in rows[0] if c.endswith("(%)")}
     return Table(list(rows[0]), rows, title=title, formats=percent)
 
@@ -497,10 +513,9 @@ def plot_reconstruction_grid(
     curves = fig.add_subplot(grid[1, :])
     for name, result in results.items():
         values = np.asarray(result.history[term], dtype=float)
-        curves.plot(np.arange(len(values)), values, label=name, marker="o" if len(values) < 20 else None, markersize=3)
+        curves.plot(np.arange(len(values)), values, label=name, **plotting.curve_markers(len(values)))
     curves.set_yscale("log")
-    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
-    curves.set_xlabel("step")
+    plotting.step_axis(curves)
     relative = "Σ(F−P)² / ΣP²" if term == "content" else "Σₗ wₗ Σ(G−A)² / ΣA²"
     curves.set_ylabel(f"{term} loss ({relative})", fontsize=9)
     curves.legend(fontsize=8, ncols=min(len(results), 6))
@@ -522,12 +537,20 @@ def _run_description(results: Mapping[str, Result]) -> str:
     return f"{len(first.history['total'])} {first.settings['optimizer']} steps, {first.settings['size']} px"
 
 
+def layer_label(layer: str) -> str:
+    """A layer's name for a panel title, with what it is in Gatys et al.'s paper: "relu4_2 (paper: conv4_2)";
+    "conv4_2 (pre-ReLU)", since the paper's conv4_2 is post-ReLU and its pre-ReLU values are no paper
+    layer; a pool keeps its name alone (the same in both)."""
+    paper = paper_name(layer)
+    if paper != layer:
+        return f"{layer} (paper: {paper})"
+    return f"{layer} (pre-ReLU)" if layer.startswith("conv") else layer
+
+
 def plot_content_reconstructions(image: Any, results: Mapping[str, Result]) -> Figure:
     """The image and its reconstructions {layer: Result} (from :func:`content_reconstructions`),
-    titled with the layer, the paper's name for it and the final relative error; curves below."""
-    titles = {
-        layer: f"{layer} ({paper_name(layer)})\nerror {_final(r, 'content'):.3g}" for layer, r in results.items()
-    }
+    titled with :func:`layer_label` and the final relative error; curves below."""
+    titles = {layer: f"{layer_label(layer)}\nerror {_final(r, 'content'):.3g}" for layer, r in results.items()}
     first = next(iter(results.values()))
     return plot_reconstruction_grid(
         _image(image, first.settings["size"]), results, "content", titles=titles,
@@ -620,7 +643,7 @@ def style_loss_conventions(
     weights: str | None = "auto",
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """The same per-layer style loss between ``x`` and ``style`` under the seeds' conventions.
+    """The same per-layer style loss between ``x`` and ``style`` under the sources' conventions.
 
     - "none": sum (G - A)^2 with G = F F^T (the course notes' formula, the SSIM blog);
     - "1/(HW)": G divided by the number of positions M = H W first;
@@ -719,25 +742,8 @@ def size_dependence_table(
     columns = ["loss", f"{sizes[0]} px", f"{sizes[1]} px", ratio]
     return Table(columns, list(rows.values()), title=f"losses of white noise — {vgg.label}")
 
+
 # --- notebooks 04-06: Gatys, total variation, Novak & Nikulin -------------------------------------------
-
-import hashlib
-import math
-import os
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-import numpy as np
-import torch
-from matplotlib.figure import Figure
-from torchvision.transforms.functional import gaussian_blur
-
-from nstlab import losses, plotting
-from nstlab import vgg as _vgg
-from nstlab.images import as_image, resize
-from nstlab.optimize import GATYS_STYLE_LAYERS, Result, resolve_options, stylize
-from nstlab.settings import is_smoke, smoke_or
-from nstlab.vgg import RELU_LAYERS, VGGFeatures
 
 SWEEP_CONTENT, SWEEP_STYLE = "tower_bridge", "van_gogh_cafe_terrace_at_night"
 """The pair the engine's preset weights were tuned on (see nstlab.optimize.PRESETS): notebooks 04-06's defaults."""
@@ -827,9 +833,13 @@ def run_variants(
     return {name: stylize_variant(c, s, **{**base, **variant}) for name, variant in variants.items()}
 
 
+def _footer_of(weights_names: Sequence[str]) -> str:
+    """The weights footer naming each of these weights once."""
+    return "; ".join(plotting.weights_footer(w) for w in dict.fromkeys(weights_names))
+
+
 def _footer(results: Mapping[Any, Result]) -> str:
-    names = dict.fromkeys(r.weights_name for r in results.values())
-    return "; ".join(plotting.weights_footer(w) for w in names)
+    return _footer_of([r.weights_name for r in results.values()])
 
 
 def _panel_height(img: torch.Tensor, width: float, title_lines: int = 3) -> float:
@@ -837,10 +847,124 @@ def _panel_height(img: torch.Tensor, width: float, title_lines: int = 3) -> floa
     return width * img.shape[-2] / img.shape[-1] + 0.17 * title_lines + 0.1
 
 
-def _show(ax: Any, img: torch.Tensor, title: str) -> None:
+def _show(ax: Any, img: torch.Tensor, title: str, fontsize: float = 9) -> None:
     ax.imshow(img[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=fontsize)
     ax.axis("off")
+
+
+PANEL_GAP = 0.15
+"""Inches between two image panels of a row (constrained layout's padding), for :func:`panel_rows`."""
+
+
+def panel_rows(
+    aspects: Sequence[float],
+    max_width: float = MAX_FIGURE_WIDTH,
+    max_height: float = 2.6,
+    min_height: float = 1.5,
+) -> tuple[list[list[int]], float]:
+    """Split image panels into rows: images of a row share one height, their widths in proportion.
+
+    The fewest rows (panels in order, counts as even as possible) in which every row fits
+    ``max_width`` with images at least ``min_height`` tall; if none does, one panel a row.
+
+    Inputs: aspects: width / height of each panel's image; widths and heights in inches.
+    Returns: (rows: lists of panel indices, image height in inches, at most ``max_height``).
+    """
+    if not aspects:
+        raise ValueError("panel_rows: no panels")
+    n = len(aspects)
+    for n_rows in range(1, n + 1):
+        per = math.ceil(n / n_rows)
+        rows = [list(range(i, min(i + per, n))) for i in range(0, n, per)]
+        fits = min((max_width - PANEL_GAP * len(r)) / sum(aspects[i] for i in r) for r in rows)
+        if fits >= min_height:
+            break
+    return rows, min(max_height, fits)
+
+
+def _title_height(titles: Sequence[str], fontsize: float) -> float:
+    """Inches taken by the tallest of these axes titles (lines of ``fontsize`` points and the title's pad)."""
+    lines = max(t.count("\n") + 1 for t in titles)
+    return lines * 1.25 * fontsize / 72 + 0.12
+
+
+def image_rows_figure(
+    panels: Sequence[tuple[str, torch.Tensor]],
+    below: float = 0.0,
+    fontsize: float = 10,
+    min_height: float = 1.5,
+    min_width: float = 0.0,
+    suptitle: str | None = None,
+    footer: str | None = None,
+) -> tuple[Figure, list[Axes], Any]:
+    """A figure at most MAX_FIGURE_WIDTH wide: the images in rows (:func:`panel_rows`), each row as
+    tall as its images and titles (no empty band), and optionally a part ``below`` inches high.
+
+    Inputs:
+    - panels: (title, (1, 3, H, W) image) in order; fontsize: of the titles.
+    - below: height of the part under the images (0: none); min_width: its width at least (inches).
+    - suptitle, footer: text above everything and small text below.
+    Returns: (the Figure, one image Axes per panel, the SubFigure below or None).
+    """
+    aspects = [img.shape[-1] / img.shape[-2] for _, img in panels]
+    rows, height = panel_rows(aspects, min_height=min_height)
+    row_heights = [height + _title_height([panels[i][0] for i in row], fontsize) + 0.1 for row in rows]
+    width = max(sum(aspects[i] for i in row) * height + PANEL_GAP * len(row) for row in rows)
+    width = min(MAX_FIGURE_WIDTH, max(width, min_width))
+    extra = (0.4 if suptitle else 0.0) + (0.3 if footer else 0.0)
+
+    def build(fig_height: float, ratios: list[float]) -> tuple[Figure, list[Any], list[list[Axes]]]:
+        fig = Figure(figsize=(width, fig_height), layout="constrained")
+        parts = fig.subfigures(len(ratios), 1, squeeze=False, height_ratios=ratios)[:, 0].tolist()
+        row_axes = []
+        for part, row in zip(parts, rows):
+            used = sum(aspects[i] for i in row) * height + PANEL_GAP * len(row)
+            if used < width - 0.05:  # a short row in the middle third: its images keep the others' height
+                part = part.subfigures(1, 3, width_ratios=[width - used, 2 * used, width - used])[1]
+            widths = {"width_ratios": [aspects[i] for i in row]}
+            row_axes.append(part.subplots(1, len(row), squeeze=False, gridspec_kw=widths)[0])
+            for ax, i in zip(row_axes[-1], row):
+                _show(ax, panels[i][1], panels[i][0], fontsize)
+                ax.set_anchor("S")  # the image at the bottom of its box, so the spare height is all above it
+        if suptitle:
+            fig.suptitle(suptitle)
+        if footer:
+            fig.supxlabel(footer, fontsize=8)
+        return fig, parts, row_axes
+
+    ratios = row_heights + ([below] if below else [])
+    fig, parts, row_axes = build(sum(ratios) + extra, ratios)
+    # laid out once, each row's boxes are taller than its width-limited images: build again without that
+    spare = [max(0.0, x - 0.03) for x in _spare_heights(fig, parts, row_axes)]  # 0.03 in: rounding
+    heights = [part.bbox.height / fig.dpi for part in parts]
+    trimmed = [h - s for h, s in zip(heights, spare)] + heights[len(spare):]
+    fig, parts, row_axes = build(fig.get_size_inches()[1] - sum(spare), trimmed)
+    return fig, [ax for axes in row_axes for ax in axes], parts[-1] if below else None
+
+
+def _spare_heights(fig: Figure, parts: Sequence[Any], row_axes: Sequence[Sequence[Axes]]) -> list[float]:
+    """Lay the figure out and return, per row of image axes (in its own subfigure of ``parts``), the
+    inches of its height that its images and titles leave empty (constrained layout centres a
+    width-limited image in a taller box)."""
+    fig.draw_without_rendering()
+    pad = 2 * fig.get_layout_engine().get()["h_pad"] * fig.dpi  # constrained layout's padding, top and bottom
+    spare = []
+    for part, axes in zip(parts, row_axes):
+        used = Bbox.union([ax.get_tightbbox() for ax in axes]).height + pad
+        spare.append(max(part.bbox.height - used, 0.0) / fig.dpi)
+    return spare
+
+
+def _legend_below(part: Any, ax: Axes, fontsize: float = 9) -> None:
+    """One legend for all the plots of ``part`` (their curves share labels and colours), under them."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        part.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=fontsize)
+
+
+LOSS_PLOT_HEIGHT = 3.3
+"""Inches for a row of loss plots (with their titles, axis labels and the legend under them)."""
 
 
 def plot_variants(
@@ -856,7 +980,8 @@ def plot_variants(
     - results: {name: Result}; terms: history keys ("total", "content", "style", "tv").
     - time_axis: add a plot of the total loss against wall-clock seconds (cumulative step times).
     - inputs: images shown first, e.g. {"content": c, "style": s}; suptitle: a title on top.
-    Returns: the Figure, with the weights footer.
+    Returns: the Figure, at most MAX_FIGURE_WIDTH wide (images in two rows if need be; subfigures:
+    the image rows, then the plots with one legend under them), with the weights footer.
     """
     if not results:
         raise ValueError("plot_variants: no results given")
@@ -865,29 +990,27 @@ def plot_variants(
         finals = ("\n" if len(terms) > 2 else ", ").join(f"{t} {r.history[t][-1]:.3g}" for t in terms if r.history[t])
         panels.append((f"{name}\n{finals}", r.image))
     n_plots = len(terms) + int(time_axis)
-    fig = Figure(figsize=(max(2.5 * len(panels), 3.8 * n_plots), 6.4), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.0])
-    for ax, (title, img) in zip(top.subplots(1, len(panels), squeeze=False)[0], panels):
-        _show(ax, img, title)
+    fig, _, bottom = image_rows_figure(panels, below=LOSS_PLOT_HEIGHT, min_width=3.6 * n_plots,
+                                       suptitle=suptitle, footer=_footer(results))
     plots = bottom.subplots(1, n_plots, squeeze=False)[0]
     for ax, term in zip(plots, terms):
         for name, r in results.items():
-            ax.plot(np.arange(len(r.history[term])), r.history[term], label=str(name))
-        ax.set(xlabel="step", ylabel=f"{term} loss", title=f"{term} loss vs step")
+            values = r.history[term]
+            ax.plot(np.arange(len(values)), values, label=str(name), **plotting.curve_markers(len(values)))
+        ax.set(ylabel=f"{term} loss", title=f"{term} loss vs step")
+        plotting.step_axis(ax)
     if time_axis:
         ax = plots[-1]
         for name, r in results.items():
-            ax.plot(np.cumsum(r.step_times), r.history["total"], label=str(name))
+            times = np.cumsum(r.step_times)
+            ax.plot(times, r.history["total"], label=str(name), **plotting.curve_markers(len(times)))
         ax.set(xlabel="wall-clock time (s)", ylabel="total loss", title="total loss vs time")
     for ax in plots:
         values = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()])
         if values.size and np.all(values > 0):
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.supxlabel(_footer(results), fontsize=8)
+    _legend_below(bottom, plots[0])
     return fig
 
 
@@ -1044,16 +1167,18 @@ def visualize_layer_scales(
     """
     plain = layer_loss_scales(image, layers, size, weights, normalized=False)
     norm = layer_loss_scales(image, layers, size, weights, normalized=True)
-    fig = Figure(figsize=(11, 3.6), layout="constrained")
+    fig = Figure(figsize=(12, 3.8), layout="constrained")
     x = np.arange(len(layers))
-    for ax, key in zip(fig.subplots(1, 2), ("mean activation", "E_l(0, A)")):
+    axes = fig.subplots(1, 2)
+    for ax, key in zip(axes, ("mean activation", "E_l(0, A)")):
         for offset, (label, values) in zip((-0.2, 0.2), (("plain VGG19", plain), ("normalized VGG19", norm))):
             ax.bar(x + offset, [values[key][layer] for layer in layers], width=0.4, label=label)
         ax.set_xticks(x, list(layers))
         ax.set_yscale("log")
         ax.set_title(key if key == "mean activation" else "style loss of a zero Gram, E_l(0, A)", fontsize=10)
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=8)
+    # one legend for both panels, right of them: inside, it hid the top of the first bars
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=9)
     label = VGGFeatures([layers[0]], weights=weights).weights_name
     fig.suptitle("Scales of the layers' activations and raw style losses (style image)")
     fig.supxlabel(plotting.weights_footer(label), fontsize=8)
@@ -1283,6 +1408,25 @@ def tv_weight_sweep(
     return run_variants(content, style, variants, size, steps, seed, weights, **options)
 
 
+def _weight_axis(ax: Axes, weights: Sequence[float], name: str) -> str:
+    """Put weights >= 0 (0 among them, say) on a symlog x axis, ticked at each weight, and return its label.
+
+    The axis is linear from 0 to the smallest positive weight w0, logarithmic above, and [0, w0] is as
+    wide as one decade: so 0, w0, 10 w0, 100 w0 are evenly spaced and every distance is to scale.
+    Without a positive weight, or with a negative one, the axis stays linear.
+    """
+    positive = [w for w in weights if w > 0]
+    if positive and min(weights) >= 0:
+        w0 = min(positive)
+        ax.set_xscale("symlog", linthresh=w0, linscale=0.9)  # matplotlib widens [0, w0] by 1 / 0.9: one decade
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xticks(list(weights), [f"{w:g}" for w in weights])
+        ax.set_xlim(-0.25 * w0, max(weights) * 10**0.25)  # margins of a quarter decade; no negative weights shown
+        return f"{name} (linear up to {w0:g}, log scale above)"
+    ax.set_xticks(list(weights), [f"{w:g}" for w in weights])
+    return name
+
+
 def visualize_tv_weight_sweep(
     content: Any = SWEEP_CONTENT,
     style: Any = SWEEP_STYLE,
@@ -1308,13 +1452,11 @@ def visualize_tv_weight_sweep(
     for i, (title, img) in enumerate(panels):
         _show(fig.add_subplot(grid[0, i]), img, title)
     ax = fig.add_subplot(grid[0, -1])
-    x = np.arange(len(results))
-    ax.plot(x, list(tvs.values()), marker="o", label="result")
+    ax.plot(list(results), list(tvs.values()), marker="o", label="result")
     ax.axhline(float(losses.tv_loss(c, "l1", reduction="mean")), color="grey", linestyle="--", label="content image")
     style_tv = float(losses.tv_loss(resize(s, size), "l1", reduction="mean"))
     ax.axhline(style_tv, color="tab:red", linestyle=":", label="style image")
-    ax.set_xticks(x, [f"{w:g}" for w in results])
-    ax.set(xlabel="tv_weight", ylabel="TV (mean |∇|)", title="TV of the result")
+    ax.set(xlabel=_weight_axis(ax, list(results), "tv_weight"), ylabel="TV (mean |∇|)", title="TV of the result")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     steps_done = len(next(iter(results.values())).history["total"])
@@ -1427,6 +1569,14 @@ NOVAK_ABLATION: dict[str, dict[str, Any]] = {
 """Notebook 06's ablation: the gatys preset, each of Novak & Nikulin's changes alone, and all together."""
 
 
+def variants_table(variants: Mapping[str, Mapping[str, Any]], title: str | None = None) -> Table:
+    """Runs {name: stylize options} (e.g. :data:`NOVAK_ABLATION`) as a short table, one row per run:
+    its options on one line, a list of more than four layers as "16 layers" (the dict's own repr
+    prints such a list one layer a line). A run without options is "(the gatys preset)"."""
+    rows = [{"run": name, "options": _option_summary(opts) or "(the gatys preset)"} for name, opts in variants.items()]
+    return Table(["run", "options"], rows, title=title)
+
+
 def novak_ablation(
     content: Any = SWEEP_CONTENT,
     style: Any = SWEEP_STYLE,
@@ -1488,26 +1638,6 @@ def visualize_novak_options(
 
 
 # --- notebooks 07-10: SSIM, colour, evaluation, playground ----------------------------------------------
-# Uses Table and _image (notebooks 00-03) and run_variants (notebooks 04-06) defined above.
-import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-import matplotlib.colors
-import matplotlib.ticker
-import numpy as np
-import torch
-import torch.nn.functional as F
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-
-from nstlab import color, losses, plotting
-from nstlab.images import resize
-from nstlab.optimize import GATYS_STYLE_LAYERS, PRESETS, Result
-from nstlab.settings import smoke_or
-from nstlab.ssim import gaussian_window, local_statistics, ssim
-from nstlab.vgg import VGGFeatures
-
 
 def _course_size(size: int | None) -> int:
     """``size``, or the course default long side (256 px; 64 px in smoke mode)."""
@@ -1567,6 +1697,7 @@ def visualize_runs(
     metrics: Sequence[Mapping[str, Any]] | None = None,
     show: Sequence[str] = (),
     terms: Sequence[str] = ("content", "style"),
+    suptitle: str | None = None,
 ) -> Figure:
     """Runs side by side: (content, style,) one image per run, and below one loss plot per term.
 
@@ -1575,8 +1706,10 @@ def visualize_runs(
     - metrics: rows from :func:`evaluate_results` (matched by their "image" key); ``show`` lists
       the metric columns written under each run's name.
     - terms: loss terms of ``Result.history``, one plot each with one curve per run (log y).
+    - suptitle: a title on top (say there what all the runs share, so their names can be short).
     Returns:
-    - the Figure: one image axes per input and run, then len(terms) plot axes.
+    - the Figure, at most MAX_FIGURE_WIDTH wide: one image axes per input and run (in two rows if
+      need be), then len(terms) plot axes with one legend under them.
     """
     if not results:
         raise ValueError("visualize_runs: no results given")
@@ -1590,25 +1723,22 @@ def visualize_runs(
         row = by_name.get(name, {})
         shown = [f"{key} {_fmt_value(row[key], 3)}" for key in show if key in row]
         panels.append(("\n".join([str(name)] + shown), result.image))
-    fig = Figure(figsize=(max(2.6 * len(panels), 4.5 * len(terms), 6.0), 3.2 + 2.8 * bool(terms)), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[3.2, 2.8]) if terms else (fig, None)
-    for ax, (title, img) in zip(top.subplots(1, len(panels), squeeze=False)[0], panels):
-        ax.imshow(_hwc(img))
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
+    fig, _, bottom = image_rows_figure(panels, below=LOSS_PLOT_HEIGHT if terms else 0.0, min_width=4.5 * len(terms),
+                                       suptitle=suptitle, footer=_footer(results))
     if bottom is not None:
-        for ax, term in zip(bottom.subplots(1, len(terms), squeeze=False)[0], terms):
+        plots = bottom.subplots(1, len(terms), squeeze=False)[0]
+        for ax, term in zip(plots, terms):
             for name, result in results.items():
-                ax.plot(result.history.get(term, []), label=str(name))
+                values = result.history.get(term, [])
+                ax.plot(np.arange(len(values)), values, label=str(name), **plotting.curve_markers(len(values)))
             values = [v for r in results.values() for v in r.history.get(term, [])]
             if values and min(values) > 0:
                 ax.set_yscale("log")
             what = "total loss" if term == "total" else f"{term} term (unweighted)"
-            ax.set_title(f"{what}, as each run defines it", fontsize=9)
-            ax.set_xlabel("step")
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-            ax.legend(fontsize=7)
-    _add_weights_footer(fig, [r.weights_name for r in results.values()])
+            ax.set_title(f"{what}, as each run defines it", fontsize=10)
+            plotting.step_axis(ax)
+            ax.grid(alpha=0.3)
+        _legend_below(bottom, plots[0])
     return fig
 
 
@@ -1661,7 +1791,7 @@ def evaluate_images(
       shift, no SSIM factor); these two are the "gatys" preset's own normalised terms;
     - "SSIM to content": :func:`nstlab.ssim.ssim` on RGB;
     - "LPIPS to content", "LPIPS to style": :func:`nstlab.losses.perceptual_distance` over
-      ``LPIPS_LAYERS`` (the style image resized to the image's H, W for it, as the seed does).
+      ``LPIPS_LAYERS`` (the style image resized to the image's H, W: the distance compares positions).
 
     Inputs:
     - images: {name: (1, 3, H, W)} in [0, 1], all of the same H, W.
@@ -1860,8 +1990,9 @@ def match_distortions(
     - img: (N, C, H, W) in [0, 1]; target: the distance to reach; distance: (a, b) -> float,
       growing with the strength; kinds: names from :data:`DISTORTIONS`.
     Returns:
-    - {kind: (distorted image, strength, distance reached)}; when even the largest strength stays
-      below ``target`` the largest is used (the distance reached says so).
+    - {kind: (distorted image, strength, distance reached)}. The distance reached is >= ``target``
+      (within the bisection's precision of it) unless even the largest strength stays below
+      ``target``: then the largest strength is used and the distance reached is below ``target``.
     """
     out = {}
     for kind in kinds:
@@ -1897,7 +2028,9 @@ def visualize_equal_distance(
       relu4_2); target: the value every distortion is tuned to.
     - weights: VGG19 weights for the content loss and LPIPS; seed: for the noise.
     Returns:
-    - the Figure: 1 + len(DISTORTIONS) image axes, titled with MSE, content loss, SSIM and LPIPS.
+    - the Figure: 1 + len(DISTORTIONS) image axes in one row, titled with MSE, content loss, SSIM
+      and LPIPS; a distortion whose largest strength stays below ``target`` (see
+      :func:`match_distortions`) is shown at that strength, titled "max strength: target not reached".
     """
     if match not in ("mse", "content"):
         raise ValueError(f"visualize_equal_distance: match must be 'mse' or 'content', got {match!r}")
@@ -1915,26 +2048,24 @@ def visualize_equal_distance(
             return float((a - b).pow(2).mean())
 
         found = match_distortions(img, target, mse if match == "mse" else content, seed=seed)
-        panels = [("original", img, "")]
-        for kind, (out, strength, _) in found.items():
+        panels = [("original", img)]
+        for kind, (out, strength, reached) in found.items():
             feats = vgg(out)
             lpips = losses.perceptual_distance(
                 {k: feats[k] for k in losses.LPIPS_LAYERS}, {k: ref[k] for k in losses.LPIPS_LAYERS}
             )
-            text = (
+            missed = "\nmax strength: target not reached" if reached < target else ""
+            title = (
+                f"{kind} (t = {strength:.3g}){missed}\n"
                 f"MSE {mse(img, out):.4f}, content {content(img, out):.3f}\n"
                 f"SSIM {float(ssim(out, img)):.3f}, LPIPS {float(lpips):.3f}"
             )
-            panels.append((f"{kind} (t = {strength:.3g})", out, text))
-    h, w = img.shape[-2:]
-    fig = Figure(figsize=(2.9 * len(panels), 2.9 * h / w + 1.2), layout="constrained")
-    for ax, (title, out, text) in zip(fig.subplots(1, len(panels)), panels):
-        ax.imshow(_hwc(out))
-        ax.set_title(f"{title}\n{text}" if text else title, fontsize=8)
-        ax.axis("off")
+            panels.append((title, out))
     name = "MSE" if match == "mse" else f"content loss ({EVAL_CONTENT_LAYER})"
-    fig.suptitle(f"every distortion tuned to the same {name} = {target:g}", fontsize=10)
-    _add_weights_footer(fig, [vgg.weights_name])
+    fig, _, _ = image_rows_figure(
+        [(title, out.cpu()) for title, out in panels], min_height=1.0,
+        suptitle=f"every distortion tuned to the same {name} = {target:g}", footer=_footer_of([vgg.weights_name]),
+    )
     return fig
 
 
@@ -1996,7 +2127,7 @@ def visualize_gram_ssim(
     weights: str | None = "auto",
     seed: int = 0,
 ) -> Figure:
-    """The scaled Grams A~ (style), G~ (perturbed style) and G~ (content) of one layer, and the
+    """The scaled Grams Ã (style), G̃ (perturbed style) and G̃ (content) of one layer, and the
     SSIM of each comparison for every Gatys style layer.
 
     Inputs: as :func:`gram_ssim_rows`; layer: the layer whose Grams are drawn (one of
@@ -2020,18 +2151,18 @@ def visualize_gram_ssim(
             ]
         }
     row = next(r for r in rows if r["layer"] == layer)
-    fig = Figure(figsize=(15, 3.6), layout="constrained")
+    fig = Figure(figsize=(MAX_FIGURE_WIDTH, 3.6), layout="constrained")
     axes = fig.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1, 1.4]})
     titles = {
-        "style": "style Gram A~ (the target)",
-        "perturbed": f"perturbed style G~\nSSIM {row['SSIM(style, perturbed)']:.3f}",
-        "content": f"content G~\nSSIM {row['SSIM(style, content)']:.3f}",
+        "style": "style Gram $\\tilde{A}$\n(the target)",
+        "perturbed": f"perturbed style $\\tilde{{G}}$\nSSIM {row['SSIM(style, perturbed)']:.3f}",
+        "content": f"content $\\tilde{{G}}$\nSSIM {row['SSIM(style, content)']:.3f}",
     }
     for ax, (name, g) in zip(axes, grams.items()):
         scaled, _ = losses.gram_to_unit_range(g, grams["style"])
         norm = matplotlib.colors.PowerNorm(0.5, vmin=0, vmax=1, clip=True)
         image = ax.imshow(scaled[0].cpu().numpy(), cmap="magma", norm=norm)
-        ax.set_title(f"{layer}: {titles[name]}", fontsize=9)
+        ax.set_title(f"{layer}: {titles[name]}", fontsize=10)
         ax.axis("off")
     fig.colorbar(image, ax=list(axes[:3]), shrink=0.8, label="scaled Gram (square-root colours)")
     x = np.arange(len(rows))
@@ -2112,7 +2243,7 @@ def visualize_ssim_reweighting(
     left.bar(x, [r["factor"] for r in rows], color="tab:purple")
     left.set_xticks(x, names, fontsize=8)
     left.set_ylim(0, max(0.5, max(r["factor"] for r in rows) * 1.1))
-    left.set_title("SSIM factor (1 − SSIM(G~, A~)) / 2 per layer", fontsize=9)
+    left.set_title(r"SSIM factor $(1 - \mathrm{SSIM}(\tilde{G}, \tilde{A}))\,/\,2$ per layer", fontsize=10)
     right.bar(x - 0.2, [r["share plain"] for r in rows], 0.4, label="plain Gatys: w_l E_l")
     right.bar(x + 0.2, [r["share SSIM"] for r in rows], 0.4, label="SSIM-weighted: w_l E_l (1 − SSIM)/2")
     right.set_xticks(x, names, fontsize=8)
@@ -2395,21 +2526,31 @@ def _l2(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((2 * a - 2 * b).pow(2).mean())
 
 
+YUAN_HUANG_INTENSITY = {("white", "black"): 0.4538, ("white", "grey"): 0.4945, ("grey", "black"): 0.5390}
+"""The perceptual (LPIPS) distances of flat images in Yuan & Huang's Fig. 5 ("Learning with Image Style
+Transfer", NYU 2021: the course's nst_layers_lpips_perceptual.txt), for comparison."""
+
+
 def intensity_rows(size: int = 64, weights: str | None = "auto") -> list[dict[str, Any]]:
-    """The seed's intensity experiment (its Fig. 5): L2 and LPIPS-form distances of flat images.
+    """Yuan & Huang's intensity experiment (their Fig. 5): L2 and LPIPS-form distances of flat images.
 
     Inputs:
     - size: side of the square white (1), black (0) and grey (0.5) images; weights: VGG19 weights.
     Returns:
     - one dict per pair (white, black), (white, grey), (grey, black): "pair", "L2" (mean squared
-      difference on [-1, 1] pixels, as LPIPS scales them), "perceptual".
+      difference on [-1, 1] pixels, as LPIPS scales them), "perceptual", and "Yuan & Huang's
+      perceptual" (:data:`YUAN_HUANG_INTENSITY`: learned LPIPS weights, ImageNet features).
     """
     flat = {name: torch.full((1, 3, size, size), v) for name, v in (("white", 1.0), ("black", 0.0), ("grey", 0.5))}
     vgg = VGGFeatures(losses.LPIPS_LAYERS, weights=weights)
-    pairs = [("white", "black"), ("white", "grey"), ("grey", "black")]
     return [
-        {"pair": f"({a}, {b})", "L2": _l2(flat[a], flat[b]), "perceptual": _lpips(vgg, flat[a], flat[b])}
-        for a, b in pairs
+        {
+            "pair": f"({a}, {b})",
+            "L2": _l2(flat[a], flat[b]),
+            "perceptual": _lpips(vgg, flat[a], flat[b]),
+            "Yuan & Huang's perceptual": YUAN_HUANG_INTENSITY[(a, b)],
+        }
+        for a, b in YUAN_HUANG_INTENSITY
     ]
 
 
@@ -2429,11 +2570,11 @@ def contrast_rows(
     size: int | None = None,
     weights: str | None = "auto",
 ) -> list[dict[str, Any]]:
-    """The seed's contrast experiment (its Fig. 6): image 1 against the lower-contrast versions.
+    """Yuan & Huang's contrast experiment (their Fig. 6): image 1 against the lower-contrast versions.
 
     Returns:
     - one dict per pair (image 1, image k): "pair", "L2", "perceptual", and both as a ratio to the
-      first pair's (the seed: L2 grows about 4x from c = 0.75 to 0.5, perceptual about 3.6x).
+      first pair's (Yuan & Huang: L2 grows about 4x from c = 0.75 to 0.5, perceptual about 3.6x).
     """
     images = list(contrast_images(image, levels, size).values())
     vgg = VGGFeatures(losses.LPIPS_LAYERS, weights=weights)
@@ -2457,7 +2598,7 @@ def single_layer_style_runs(
     seed: int = 0,
     weights: str | None = "auto",
 ) -> dict[str, Result]:
-    """The seed's first experiment: style from one layer at a time, content weight 0, noise init.
+    """Yuan & Huang's first experiment: style from one layer at a time, content weight 0, noise init.
 
     Inputs:
     - content: only sets the output's size and aspect here; layers: the style layers to try.
@@ -2481,15 +2622,13 @@ def single_layer_content_runs(
     seed: int = 0,
     weights: str | None = "auto",
 ) -> dict[str, Result]:
-    """The seed's second experiment: one style layer fixed, one content layer at a time, noise init.
+    """Yuan & Huang's second experiment: one style layer fixed, one content layer at a time, noise init.
 
     Returns:
-    - {"style <style_layer> + content <layer>": Result}.
+    - {"content <layer>": Result}: the names leave out the style layer, the same for every run (say
+      it in a figure's suptitle; each Result's settings hold it).
     """
-    variants = {
-        f"style {style_layer} + content {layer}": {"style_layers": [style_layer], "content_layers": [layer]}
-        for layer in layers
-    }
+    variants = {f"content {layer}": {"style_layers": [style_layer], "content_layers": [layer]} for layer in layers}
     return run_variants(content, style, variants, _course_size(size), _course_steps(steps), seed, weights, preset="gatys", init="noise")
 
 
@@ -2513,7 +2652,7 @@ def visualize_evaluation(
                            **_given(style_weight=style_weight))
     rows = evaluate_results(results, content, style, weights)
     (result,) = results.values()
-    fig = Figure(figsize=(15, 4.6), layout="constrained")
+    fig = Figure(figsize=(MAX_FIGURE_WIDTH, 4.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[3.4, 0.9])
     axes = top.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1, 1.6]})
     for ax, (title, img) in zip(axes, [("content", _image(content)), ("style", _image(style)), (f"{preset}, style weight {result.settings['style_weight']:g}", result.image)]):

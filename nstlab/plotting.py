@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.colors
+import matplotlib.ticker
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -23,6 +24,22 @@ from nstlab.vgg import weights_label
 
 LOSS_TERMS = ("total", "content", "style", "tv")
 """The loss curves drawn by :func:`plot_losses`, in this order (other keys but "scale" follow)."""
+
+MARKER_MAX_POINTS = 30
+"""A curve of at most this many points is drawn with a dot at each point (one point alone draws no line)."""
+
+
+def curve_markers(n_points: int) -> dict[str, Any]:
+    """Keyword arguments for ``Axes.plot`` of a curve of ``n_points`` values: small dots when the curve is
+    short (a run of one step still shows), none on a long one (where they would hide the line)."""
+    return {"marker": "o", "markersize": 3} if n_points <= MARKER_MAX_POINTS else {}
+
+
+def step_axis(ax: Axes, label: str = "step") -> None:
+    """Label the x axis of a curve against the step and tick it at whole steps only (a run of a single
+    step gets the one tick 0, not -0.04 ... 0.04)."""
+    ax.set_xlabel(label)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def weights_footer(weights_name: str) -> str:
@@ -127,14 +144,15 @@ def plot_losses(
     - history: {"total", "content", "style", "tv", ...: one float per step} (``Result.history``).
     - ax: draw into this axes (else a new figure); log: log y axis when the values are >= 0
       (zeros are not drawn).
-    Returns: the Figure holding the axes.
+    Returns: the Figure holding the axes; the legend sits outside the axes, right of it, so it
+    covers no curve, and short curves have a dot per step.
     """
     if ax is None:
-        ax = Figure(figsize=(5, 3.2), layout="constrained").subplots()
+        ax = Figure(figsize=(6, 3.2), layout="constrained").subplots()
     names = [n for n in LOSS_TERMS if n in history] + [n for n in history if n not in LOSS_TERMS + ("scale",)]
     values = [np.asarray(history[n], dtype=float) for n in names]
     for name, v in zip(names, values):
-        ax.plot(np.arange(len(v)), v, label=name, linewidth=2.0 if name == "total" else 1.2)
+        ax.plot(np.arange(len(v)), v, label=name, linewidth=2.0 if name == "total" else 1.2, **curve_markers(len(v)))
     drawn = np.concatenate(values) if values else np.zeros(0)
     if log and np.any(drawn > 0) and np.all(drawn >= 0):
         ax.set_yscale("log", nonpositive="mask")  # a zero (e.g. content loss at step 0) is left out
@@ -142,10 +160,10 @@ def plot_losses(
     for step in range(1, len(scales)):
         if scales[step] != scales[step - 1]:
             ax.axvline(step - 0.5, color="grey", linestyle="--", linewidth=0.8)
-    ax.set_xlabel("step")
+    step_axis(ax)
     ax.set_ylabel("loss (unweighted terms)")
     if names:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if title:
         ax.set_title(title, fontsize=10)
     return ax.figure

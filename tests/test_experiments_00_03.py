@@ -8,8 +8,8 @@ import pytest
 import torch
 from matplotlib.patches import Rectangle
 
+from figure_checks import data_under_legends
 from nstlab import experiments as ex
-from nstlab import losses
 from nstlab.images import list_images, resize, sample_image
 from nstlab.vgg import IMAGENET_MEAN, VGG19_LAYERS, VGGFeatures
 
@@ -36,6 +36,14 @@ def test_table_aligns_numbers_right_and_keeps_raw_values():
     assert "<td>long name</td>" in t._repr_html_()
     with pytest.raises(KeyError, match="no column 'missing'"):
         t.column("missing")
+
+
+def test_table_html_puts_the_title_above_the_table_not_in_a_caption():
+    t = ex.Table(["a"], [{"a": 1}], title="a title much wider than the one narrow column")
+    html = t._repr_html_()
+    assert "<caption" not in html  # a caption wraps to the width of the table
+    assert html.index("a title much wider") < html.index("<table>")
+    assert "<caption" not in ex.Table(["a"], [{"a": 1}])._repr_html_() and "<table>" in t._repr_html_()
 
 
 def test_table_per_column_format():
@@ -151,11 +159,19 @@ def test_layer_geometry_figure():
     assert len(fig.axes) == 3
     assert sum(isinstance(p, Rectangle) for p in fig.axes[2].patches) == len(ex.TEXTURE_LAYERS)
     assert len(fig.axes[0].get_xticklabels()) == 21  # 16 ReLUs and 5 pools
+    assert data_under_legends(fig) == 0  # the receptive-field legend is under the image, not on it
+    image, chart = fig.axes[2].get_window_extent(), fig.axes[0].get_window_extent()
+    assert fig.axes[2].get_legend().get_window_extent().y1 <= image.y0
+    assert image.width >= 0.9 * chart.width  # the picture is as wide as a chart
+    assert min(label.get_fontsize() for label in fig.axes[0].get_xticklabels()) >= 9
+    assert fig.get_size_inches()[0] <= ex.MAX_FIGURE_WIDTH
 
 
 def test_activation_table_shallow_maps_move_with_the_image():
     table = ex.activation_table("tower_bridge", size=64, shift=4, weights=W)
     assert table.column("layer") == [n for n in VGG19_LAYERS if n.startswith("relu")]
+    assert table.column("H×W")[0] == "32×60"  # the 32×64 image cropped by the shift
+    assert table.title.startswith("activations of two 32×60 crops of a 32×64 image, 4 px apart")
     change = table.column("change under a 4-px shift (%)")
     assert all(math.isfinite(c) and c > 0 for c in change)
     assert change[0] > change[-1]
@@ -166,6 +182,12 @@ def test_activation_table_shallow_maps_move_with_the_image():
 
 
 # ----------------------------------------------------------------------------- 02-03: reconstructions
+
+
+def test_layer_label_names_the_paper_layer_only_where_there_is_one():
+    assert ex.layer_label("relu4_2") == "relu4_2 (paper: conv4_2)"  # Gatys' conv4_2 blob is post-ReLU
+    assert ex.layer_label("conv4_2") == "conv4_2 (pre-ReLU)"  # not "conv4_2 (conv4_2)": no paper layer
+    assert ex.layer_label("pool3") == "pool3"
 
 
 def test_paper_name():
@@ -191,12 +213,15 @@ def test_content_reconstruction_figure():
     fig = ex.visualize_content_reconstructions("chelsea_cat", ["relu1_2", "relu2_2"], size=32, steps=2, weights=W)
     panels = _image_axes(fig)
     assert len(panels) == 3 and len(fig.axes) == 4
-    assert "relu2_2 (conv2_2)" in panels[2].get_title()
+    assert panels[2].get_title().startswith("relu2_2 (paper: conv2_2)\nerror ")
     curves = [ax for ax in fig.axes if not ax.images][0]
     assert len(curves.get_lines()) == 2
     assert "RANDOM" in _footer(fig)
     single = ex.visualize_content_reconstruction("coffee", "conv4_2", steps=1, size=32, weights=W)
     assert len(_image_axes(single)) == 2
+    assert _image_axes(single)[1].get_title().startswith("conv4_2 (pre-ReLU)\nerror ")
+    curve = [ax for ax in single.axes if not ax.images][0].get_lines()[0]
+    assert curve.get_marker() == "o"  # one step: a dot, not an invisible one-point line
 
 
 def test_texture_syntheses_take_the_style_aspect_and_lower_the_style_loss():

@@ -6,12 +6,13 @@ Runs are 64 px (the smallest size that reaches relu5_x) and 2-3 steps, with the 
 from __future__ import annotations
 
 import math
-import os
 
+import numpy as np
 import pytest
 import torch
 
 import nstlab
+from figure_checks import data_under_legends
 from nstlab import experiments as ex
 from nstlab import losses
 from nstlab.optimize import PRESETS, resolve_options
@@ -93,8 +94,48 @@ def test_plot_variants_lays_out_images_and_curves(images):
     assert [ax.get_title() for ax in bottom.axes] == ["total loss vs step", "style loss vs step", "total loss vs time"]
     assert all(len(ax.get_lines()) == 2 for ax in bottom.axes)
     assert "RANDOM" in fig.get_supxlabel()
+    # one legend for the three plots, under them; none inside an axes
+    assert [t.get_text() for t in bottom.legends[0].get_texts()] == ["x", "y"]
+    assert all(ax.get_legend() is None for ax in bottom.axes) and data_under_legends(fig) == 0
     with pytest.raises(ValueError):
         ex.plot_variants({})
+
+
+def test_plot_variants_draws_a_one_step_run_as_dots(images):
+    c, s = images
+    results = ex.run_variants(c, s, {"x": {}, "y": {"style_weight": 10.0}}, size=SIZE, steps=1)
+    fig = ex.plot_variants(results, terms=("content", "style"))
+    plots = fig.subfigs[-1].axes
+    assert all(len(line.get_xdata()) == 1 and line.get_marker() == "o" for ax in plots for line in ax.get_lines())
+
+
+def test_panel_rows_fit_the_width_with_the_fewest_rows():
+    gap = ex.PANEL_GAP
+    rows, height = ex.panel_rows([1.5] * 5)  # 07: content, style and three runs of a 3:2 image
+    assert rows == [[0, 1, 2, 3, 4]] and height == pytest.approx((13.0 - 5 * gap) / 7.5)
+    aspects = [2.0, 0.75] + [2.0] * 6  # 06: a 2:1 content, a portrait style and six runs
+    rows, height = ex.panel_rows(aspects)
+    assert rows == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert height == pytest.approx((13.0 - 4 * gap) / 8.0) and height >= 1.5
+    assert ex.panel_rows([1.0, 1.0]) == ([[0, 1]], 2.6)  # small rows keep the largest height
+    with pytest.raises(ValueError, match="no panels"):
+        ex.panel_rows([])
+
+
+def test_image_rows_figure_fits_13_inches_without_empty_bands(images):
+    c, s = images
+    panels = [("content", c), ("style", s)] + [(f"run {i}\nstyle 0.1", c) for i in range(6)]
+    fig, axes, below = ex.image_rows_figure(panels, below=3.0, suptitle="title", footer="footer")
+    fig.draw_without_rendering()
+    assert fig.get_size_inches()[0] <= ex.MAX_FIGURE_WIDTH and len(axes) == 8 and below is fig.subfigs[-1]
+    heights = [ax.get_window_extent().height for ax in axes]
+    assert max(heights) < 1.02 * min(heights)  # every image of both rows as tall (within the padding's estimate)
+    assert all(ax.title.get_fontsize() >= 10 for ax in axes)
+    for row, part in zip((axes[:4], axes[4:]), fig.subfigs[:2]):
+        box = part.bbox
+        assert max(ax.get_tightbbox().y1 for ax in row) <= box.y1 + 1  # no title runs out of its row
+        empty = min(ax.get_window_extent().y0 for ax in row) - box.y0
+        assert empty / fig.dpi < 0.1  # inches of empty band under the images
 
 
 # ----------------------------------------------------------------------------- notebook 04
@@ -169,6 +210,8 @@ def test_visualize_layer_scales_draws_both_networks(images):
     assert len(fig.axes) == 2
     for ax in fig.axes:
         assert len(ax.patches) == 2 * 5 and ax.get_yscale() == "log"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["plain VGG19", "normalized VGG19"]
+    assert data_under_legends(fig) == 0  # no bar under the legend
 
 
 def test_visualize_stylize_titles_its_options(images):
@@ -250,6 +293,23 @@ def test_visualize_tv_weight_sweep(images):
     assert len(fig.axes) == 3
     assert fig.axes[0].get_title().startswith("tv_weight = 0\nTV ")
     assert len(fig.axes[-1].get_lines()) == 3  # the results, the content's TV, the style's TV
+    plot = fig.axes[-1]
+    assert plot.get_xscale() == "symlog" and list(plot.get_lines()[0].get_xdata()) == [0.0, 10.0]  # the weights
+    assert plot.get_xlabel() == "tv_weight (linear up to 10, log scale above)"
+
+
+def test_weight_axis_puts_zero_and_decades_to_scale():
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    assert ex._weight_axis(ax, [0.0, 3.0, 30.0, 300.0], "tv_weight") == "tv_weight (linear up to 3, log scale above)"
+    x = ax.xaxis.get_transform().transform([0.0, 3.0, 30.0, 300.0])
+    assert np.diff(x) == pytest.approx([x[1] - x[0]] * 3)  # 0..3 as wide as a decade: evenly spaced, to scale
+    assert ax.xaxis.get_transform().transform([0.0, 3.0, 300.0])[2] == pytest.approx(x[3])  # smoke: 100 is two decades
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "3", "30", "300"]
+    assert ax.get_xlim()[0] == pytest.approx(-0.75)  # 0 near the left edge: no empty negative side
+    linear = Figure().subplots()
+    assert ex._weight_axis(linear, [0.0], "tv_weight") == "tv_weight" and linear.get_xscale() == "linear"
 
 
 # ----------------------------------------------------------------------------- notebook 06
@@ -310,6 +370,16 @@ def test_visualize_novak_ablation(images):
     top, bottom = fig.subfigs
     assert [ax.get_title().split("\n")[0] for ax in top.axes] == ["content", "style", "gatys", "+ chained"]
     assert [ax.get_title() for ax in bottom.axes] == ["content loss vs step", "style loss vs step"]
+    assert fig.get_size_inches()[0] <= ex.MAX_FIGURE_WIDTH
+
+
+def test_variants_table_prints_one_short_line_per_run():
+    table = ex.variants_table(ex.NOVAK_ABLATION, title="the runs")
+    assert table.column("run") == list(ex.NOVAK_ABLATION)
+    options = dict(zip(table.column("run"), table.column("options")))
+    assert options["gatys"] == "(the gatys preset)" and options["+ 16 layers"] == "style_layers=16 layers"
+    assert options["novak (all four)"] == "preset=novak"
+    assert len(str(table).splitlines()) == 1 + 2 + len(ex.NOVAK_ABLATION)  # title, header, rule, a line a run
 
 
 def test_visualize_novak_options(images):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from figure_checks import data_under_legends
 from nstlab import color, experiments
 from nstlab.images import sample_image
 from nstlab.optimize import PRESETS
@@ -40,10 +41,17 @@ def test_rows_table_collects_the_columns_and_formats_floats():
 def test_visualize_runs_draws_inputs_runs_and_one_plot_per_term():
     results = experiments.run_variants(CONTENT, STYLE, {"a": {}, "b": {"style_weight": 10.0}}, size=32, steps=2)
     rows = experiments.evaluate_results(results, CONTENT, STYLE)
-    fig = experiments.visualize_runs(results, CONTENT, STYLE, rows, show=("style loss",))
+    fig = experiments.visualize_runs(results, CONTENT, STYLE, rows, show=("style loss",), suptitle="two runs")
     assert len(fig.axes) == 4 + 2
     assert "style loss" in fig.axes[2].get_title() and fig.axes[2].get_title().startswith("a")
+    assert fig.get_suptitle() == "two runs" and fig.get_size_inches()[0] <= experiments.MAX_FIGURE_WIDTH
+    plots = fig.subfigs[-1]
+    assert [t.get_text() for t in plots.legends[0].get_texts()] == ["a", "b"]  # one legend, under the plots
+    assert all(ax.get_legend() is None for ax in plots.axes) and data_under_legends(fig) == 0
+    assert all(line.get_marker() == "o" for ax in plots.axes for line in ax.get_lines())  # 2 steps: dots
+    assert min(ax.title.get_fontsize() for ax in fig.axes) >= 10
     assert len(experiments.visualize_runs(results, terms=("style",)).axes) == 2 + 1
+    assert len(experiments.visualize_runs(results, terms=()).axes) == 2
     with pytest.raises(ValueError, match="no results"):
         experiments.visualize_runs({})
 
@@ -107,8 +115,27 @@ def test_visualize_equal_distance_titles_every_distortion_with_the_matched_value
     assert len(fig.axes) == 1 + len(experiments.DISTORTIONS)
     for ax in fig.axes[1:]:
         assert "MSE 0.010" in ax.get_title() and "SSIM" in ax.get_title()
+        assert "not reached" not in ax.get_title()
+    fig.draw_without_rendering()
+    assert fig.get_size_inches()[0] <= experiments.MAX_FIGURE_WIDTH
+    assert min(ax.title.get_fontsize() for ax in fig.axes) >= 10
+    footer_top = fig._supxlabel.get_window_extent().y1
+    band = min(ax.get_window_extent().y0 for ax in fig.axes) - footer_top
+    assert band / fig.dpi < 0.15  # inches between the images and the footer: no empty band
     with pytest.raises(ValueError, match="match must be"):
         experiments.visualize_equal_distance(CONTENT, "psnr", 0.01, size=32)
+
+
+def test_visualize_equal_distance_marks_the_distortions_that_miss_the_target():
+    # tower_bridge, 48 px, random weights: even a flat image (contrast t = 1) or blur sigma 16 px stay
+    # below a content loss of 0.3 (about 0.09); brighter and noisier images reach it
+    fig = experiments.visualize_equal_distance("tower_bridge", "content", 0.3, size=48)
+    titles = {ax.get_title().split(" (")[0]: ax.get_title() for ax in fig.axes[1:]}
+    missed = [kind for kind, title in titles.items() if "max strength: target not reached" in title]
+    assert missed == ["contrast", "blur"]
+    assert "(t = 1)" in titles["contrast"] and "(t = 16)" in titles["blur"]  # the largest strengths
+    for kind in ("brightness", "noise"):
+        assert "content 0.300" in titles[kind]
 
 
 def test_gram_ssim_rows_identical_without_noise_and_closer_to_a_perturbed_style():
@@ -127,6 +154,8 @@ def test_visualize_gram_ssim_axes_and_layer_check():
     fig = experiments.visualize_gram_ssim(CONTENT, STYLE, "relu2_1", size=32)
     assert len(fig.axes) == 3 + 1 + 1  # three Grams, their colour bar, the bar chart
     assert "relu2_1: content" in _titles(fig)
+    assert fig.axes[0].get_title().startswith(r"relu2_1: style Gram $\tilde{A}$")  # Ã, not "A~"
+    assert r"content $\tilde{G}$" in fig.axes[2].get_title() and "~" not in _titles(fig).replace(r"\tilde", "")
     with pytest.raises(ValueError, match="layer must be one of"):
         experiments.visualize_gram_ssim(CONTENT, STYLE, "relu4_2", size=32)
 
@@ -231,6 +260,7 @@ def test_intensity_rows_reproduce_the_seed_l2_values():
     rows = experiments.intensity_rows(size=32)
     assert [r["pair"] for r in rows] == ["(white, black)", "(white, grey)", "(grey, black)"]
     assert [r["L2"] for r in rows] == pytest.approx([4.0, 1.0, 1.0])
+    assert [r["Yuan & Huang's perceptual"] for r in rows] == [0.4538, 0.4945, 0.5390]  # their Fig. 5
     assert all(math.isfinite(r["perceptual"]) and r["perceptual"] > 0 for r in rows)
 
 
@@ -267,8 +297,9 @@ def test_single_layer_runs_use_one_layer_each():
     content_runs = experiments.single_layer_content_runs(
         CONTENT, STYLE, "relu2_1", ["relu1_2", "relu3_2"], size=32, steps=2
     )
-    assert list(content_runs) == ["style relu2_1 + content relu1_2", "style relu2_1 + content relu3_2"]
-    assert next(iter(content_runs.values())).settings["content_layers"] == ["relu1_2"]
+    assert list(content_runs) == ["content relu1_2", "content relu3_2"]  # the shared style layer left out
+    first = next(iter(content_runs.values()))
+    assert first.settings["content_layers"] == ["relu1_2"] and first.settings["style_layers"] == ["relu2_1"]
     rows = experiments.evaluate_results(content_runs, CONTENT, STYLE)
     for row, result in zip(rows, content_runs.values()):
         assert row["own total loss"] == result.history["total"][-1] and row["steps"] == 2

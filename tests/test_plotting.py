@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
+from figure_checks import data_under_legends
 from nstlab import plotting
 from nstlab.optimize import Result
 
@@ -91,6 +92,45 @@ def test_plot_losses_one_line_per_term_and_log_scale():
     fig = plotting.plot_losses({"total": [1.0, -2.0]})
     assert fig.axes[0].get_yscale() == "linear"
     assert plotting.plot_losses({"total": [1.0, 2.0]}, log=False).axes[0].get_yscale() == "linear"
+
+
+def test_plot_losses_legend_outside_the_axes_and_dots_on_short_curves():
+    steps = 200  # curves through every corner of the axes: no room inside for a legend
+    k = np.arange(steps)
+    history = {"total": list(2.0 + np.sin(k / 3.0)), "content": list(1.0 + 0.9 * np.cos(k / 5.0)),
+               "style": list(np.linspace(0.05, 3.0, steps)), "tv": list(np.linspace(3.0, 0.05, steps))}
+    fig = plotting.plot_losses(history, title="training")
+    ax = fig.axes[0]
+    assert data_under_legends(fig) == 0
+    assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1  # right of the axes
+    assert all(line.get_marker() in ("None", None, "") for line in ax.get_lines())  # 200 points: lines only
+
+    one_step = plotting.plot_losses({"total": [2.0], "content": [0.5], "style": [1.0]})
+    ax = one_step.axes[0]
+    assert [line.get_marker() for line in ax.get_lines()] == ["o", "o", "o"]  # a single point still shows
+    one_step.draw_without_rendering()
+    low, high = ax.get_xlim()
+    assert [t for t in ax.get_xticks() if low <= t <= high] == [0]  # the one step, no -0.04 ... 0.04
+
+
+def test_data_under_legends_counts_hidden_points_bars_and_images():
+    fig = Figure()
+    ax = fig.subplots()
+    ax.plot([0, 1, 2], [0, 1, 2], label="line")
+    ax.legend(loc="center")
+    assert data_under_legends(fig) == 1  # the middle vertex
+    ax.get_legend().remove()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    assert data_under_legends(fig) == 0
+
+    fig = Figure()
+    bars, image = fig.subplots(1, 2)
+    bars.bar([0, 1], [5.0, 1.0], label="bars")
+    bars.legend(loc="upper left")  # over the top of the tall first bar
+    image.imshow(np.zeros((4, 4)))
+    image.plot([0, 3], [0, 3], label="diagonal")
+    image.legend(loc="lower left")
+    assert data_under_legends(fig) == 1 + 1  # the bar, and the image (no vertex of the diagonal)
 
 
 def test_plot_losses_marks_scale_changes_and_draws_into_given_axes():

@@ -1,0 +1,49 @@
+"""Figure checks for the tests: "check numbers, not pictures" applied to a figure's layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
+
+
+def _legends(container: Any) -> list[Any]:
+    """The legends of a figure or subfigure, of its subfigures and of its axes."""
+    found = list(container.legends) + [ax.get_legend() for ax in container.axes if ax.get_legend() is not None]
+    for sub in container.subfigs:
+        found += _legends(sub)
+    return found
+
+
+def data_under_legends(fig: Figure) -> int:
+    """How many pieces of data a figure's legends hide: line vertices in view, bars and other patches,
+    and images of any of its axes lying (partly, for patches and images) under a legend.
+
+    0 when every legend sits on empty space or outside the axes. Lays the figure out first.
+    Returns: the count over all legends (a piece under two legends counts twice).
+    """
+    fig.draw_without_rendering()
+    boxes = [legend.get_window_extent() for legend in _legends(fig)]
+    hidden = 0
+    for ax in fig.axes:
+        frame = ax.get_window_extent()
+        points = [
+            line.get_transform().transform(np.column_stack(line.get_data()).astype(float)) for line in ax.get_lines()
+        ]
+        points = np.concatenate(points) if points else np.zeros((0, 2))
+        points = points[np.isfinite(points).all(axis=1)]
+        inside = (points[:, 0] >= frame.x0 - 1) & (points[:, 0] <= frame.x1 + 1)
+        inside &= (points[:, 1] >= frame.y0 - 1) & (points[:, 1] <= frame.y1 + 1)
+        points = points[inside]
+        areas = [  # as drawn: clipped to the axes
+            Bbox.intersection(artist.get_window_extent(), frame) for artist in [*ax.patches, *ax.images]
+        ]
+        areas = [area for area in areas if area is not None]
+        for box in boxes:
+            under = (points[:, 0] >= box.x0) & (points[:, 0] <= box.x1)
+            under &= (points[:, 1] >= box.y0) & (points[:, 1] <= box.y1)
+            hidden += int(under.sum())
+            hidden += sum(box.overlaps(area) for area in areas)
+    return hidden
