@@ -489,28 +489,21 @@ def plot_reconstruction_grid(
     titles: Mapping[str, str] | None = None,
     suptitle: str | None = None,
 ) -> Figure:
-    """The reference image and one result per run in a row, their ``term`` loss curves below.
+    """The reference image and one result per run (in rows, :func:`image_rows_figure`), their ``term``
+    loss curves below.
 
     Inputs: reference: (1, 3, H, W); results: {name: Result}; term: "content" or "style" (the curve
     drawn, from ``Result.history``); titles: panel titles per name (default: the name).
-    Returns: the Figure, with the weights footer.
+    Returns: the Figure, at most MAX_FIGURE_WIDTH wide, with one legend under the curves and the weights footer.
     """
     if not results:
         raise ValueError("plot_reconstruction_grid: no results given")
-    n = len(results) + 1
-    aspect = reference.shape[-2] / reference.shape[-1]
-    panel = 2.3 * min(aspect, 1.5) + 0.6  # image height plus its two-line title
-    fig = Figure(figsize=(max(2.3 * n, 7.5), panel + 3.2), layout="constrained")
-    grid = fig.add_gridspec(2, n, height_ratios=[panel, 2.6])
     panels = [(reference_title, reference)] + [
         ((titles or {}).get(name, name), result.image) for name, result in results.items()
     ]
-    for i, (title, img) in enumerate(panels):
-        ax = fig.add_subplot(grid[0, i])
-        ax.imshow(img[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    curves = fig.add_subplot(grid[1, :])
+    fig, _, below = image_rows_figure(panels, below=LOSS_PLOT_HEIGHT, fontsize=9, suptitle=suptitle,
+                                      footer=_footer(results))
+    curves = below.subplots()
     for name, result in results.items():
         values = np.asarray(result.history[term], dtype=float)
         curves.plot(np.arange(len(values)), values, label=name, **plotting.curve_markers(len(values)))
@@ -518,12 +511,8 @@ def plot_reconstruction_grid(
     plotting.step_axis(curves)
     relative = "Σ(F−P)² / ΣP²" if term == "content" else "Σₗ wₗ Σ(G−A)² / ΣA²"
     curves.set_ylabel(f"{term} loss ({relative})", fontsize=9)
-    curves.legend(fontsize=8, ncols=min(len(results), 6))
     curves.grid(alpha=0.3)
-    if suptitle:
-        fig.suptitle(suptitle)
-    names = dict.fromkeys(r.weights_name for r in results.values())
-    fig.supxlabel("; ".join(plotting.weights_footer(w) for w in names), fontsize=8)
+    _legend_below(below, curves)
     return fig
 
 

@@ -77,13 +77,14 @@ def _label_beside(toggle: widgets.ToggleButtons) -> widgets.ToggleButtons:
 
 def _line_up(controls: list[DescriptionWidget]) -> None:
     """Give every control the longest description's width (at least ipywidgets' 80 px), so that the
-    controls of a form start in one column, and widen each by as much, so that the control itself keeps
-    ipywidgets' 220 px. A Checkbox's description sits right of the box: not counted."""
+    controls of a form start in one column, and widen each by as much: the control itself keeps
+    ipywidgets' 220 px, a Dropdown gets 300 px (room for "van_gogh_cafe_terrace_at_night").
+    A Checkbox's description sits right of the box: not counted."""
     longest = max((len(c.description) for c in controls if not isinstance(c, widgets.Checkbox)), default=0)
     label = f"{max(longest + 1, 11)}ch"
     for c in controls:
         c.style.description_width = label
-        c.layout.width = f"calc({label} + 220px)"
+        c.layout.width = f"calc({label} + {300 if isinstance(c, widgets.Dropdown) else 220}px)"
 
 
 def _error_html(text: str) -> str:

@@ -234,6 +234,14 @@ def test_texture_syntheses_take_the_style_aspect_and_lower_the_style_loss():
         assert curve[-1] < curve[0] and all(math.isfinite(v) for v in curve)
 
 
+def test_texture_syntheses_figure_fits_the_notebook_width():
+    # the style image and six textures: one row of 2.3-in panels would be 16 in, shrunk to ~6-px text in a notebook
+    fig = ex.visualize_texture_syntheses("van_gogh_harvest", size=32, steps=1, weights=W)
+    assert len(_image_axes(fig)) == 1 + len(ex.TEXTURE_LAYERS) + 1
+    assert fig.get_size_inches()[0] <= ex.MAX_FIGURE_WIDTH
+    assert data_under_legends(fig) == 0 and "RANDOM" in _footer(fig)
+
+
 def test_texture_synthesis_figure_and_default_layer_sets():
     fig = ex.visualize_texture_synthesis("van_gogh_harvest", ["relu1_1", "relu2_1"], steps=1, size=32, weights=W)
     panels = _image_axes(fig)

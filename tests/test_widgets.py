@@ -128,7 +128,8 @@ def test_rerun_lines_up_the_labels():
     widgets.rerun(lambda **_: None, content=picker, style_weight=beta, steps=steps, flag=box_, size=64)
     # the longest label, "β (style weight)", is 16 characters: every control gets 17ch
     assert {c.style.description_width for c in (picker.dropdown, beta, steps, box_)} == {"17ch"}
-    assert {c.layout.width for c in (picker.dropdown, beta, steps, box_)} == {"calc(17ch + 220px)"}
+    assert {c.layout.width for c in (beta, steps, box_)} == {"calc(17ch + 220px)"}
+    assert picker.dropdown.layout.width == "calc(17ch + 300px)"  # the longest image name is not cut off
     short = ipywidgets.IntSlider(description="n")
     widgets.rerun(lambda n: None, n=short)
     assert short.style.description_width == "11ch"  # never narrower than ipywidgets' 80 px
