@@ -33,6 +33,7 @@ from nstlab import color, losses, plotting
 from nstlab import vgg as _vgg
 from nstlab.images import as_image, list_images, load_image, resize, sample_image_path
 from nstlab.optimize import GATYS_STYLE_LAYERS, PRESETS, Result, resolve_options, stylize
+from nstlab.plotting import MAX_FIGURE_WIDTH
 from nstlab.settings import default_device, is_smoke, smoke_or
 from nstlab.ssim import gaussian_window, local_statistics, ssim
 from nstlab.vgg import (
@@ -52,9 +53,6 @@ RECONSTRUCTION_LAYERS = ["relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2"]
 
 TEXTURE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 """Gatys et al.'s style layers: their conv1_1 ... conv5_1 (post-ReLU, as above)."""
-
-MAX_FIGURE_WIDTH = 13.0
-"""Inches: the widest figure drawn here. A notebook scales a wider one down to its column, text and all."""
 
 GRAM_CONVENTIONS = ("none", "1/(HW)", "1/(CHW)", "Gatys E_l")
 """The style-loss conventions of the course's sources compared in notebook 03 (see :func:`style_loss_conventions`)."""
@@ -1900,7 +1898,7 @@ def visualize_ssim_components(x: torch.Tensor, y: torch.Tensor, window_size: int
       with its mean.
     """
     parts = ssim_components(x, y, window_size, sigma)
-    fig = Figure(figsize=(14, 2.9), layout="constrained")
+    fig = Figure(figsize=(MAX_FIGURE_WIDTH, 2.6), layout="constrained")
     axes = fig.subplots(1, 6)
     for ax, (title, img) in zip(axes[:2], [("x", x), ("y", y)]):
         ax.imshow(img[0, 0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
@@ -2233,8 +2231,8 @@ def visualize_ssim_reweighting(
     left.set_xticks(x, names, fontsize=8)
     left.set_ylim(0, max(0.5, max(r["factor"] for r in rows) * 1.1))
     left.set_title(r"SSIM factor $(1 - \mathrm{SSIM}(\tilde{G}, \tilde{A}))\,/\,2$ per layer", fontsize=10)
-    right.bar(x - 0.2, [r["share plain"] for r in rows], 0.4, label="plain Gatys: w_l E_l")
-    right.bar(x + 0.2, [r["share SSIM"] for r in rows], 0.4, label="SSIM-weighted: w_l E_l (1 − SSIM)/2")
+    right.bar(x - 0.2, [r["share plain"] for r in rows], 0.4, label=r"plain Gatys: $w_l E_l$")
+    right.bar(x + 0.2, [r["share SSIM"] for r in rows], 0.4, label=r"SSIM-weighted: $w_l E_l\,(1 - \mathrm{SSIM})/2$")
     right.set_xticks(x, names, fontsize=8)
     right.set_title("each layer's share of the style loss at x = content", fontsize=9)
     right.legend(fontsize=8)
@@ -2351,7 +2349,7 @@ def visualize_luminance_matching(
         ax.axis("off")
         axes[3].hist(y.flatten().cpu().numpy(), bins=40, range=(-0.2, 1.2), histtype="step", label=name, density=True)
     axes[3].set_title("luminance histograms", fontsize=9)
-    axes[3].legend(fontsize=8)
+    axes[3].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # off the curves
     return fig
 
 
@@ -2444,7 +2442,7 @@ def visualize_histogram_matching(
     images = {"content (target palette)": content_img, "style (source)": style_img}
     for mode in color.COLOR_MODES:
         images[f"style recoloured: {mode}"] = color.match_color_histogram(style_img, content_img, mode=mode, clamp=clamp)
-    fig = Figure(figsize=(15, 5.6), layout="constrained")
+    fig = Figure(figsize=(MAX_FIGURE_WIDTH, 5.4), layout="constrained")
     axes = fig.subplots(2, len(images), gridspec_kw={"height_ratios": [1.4, 1]})
     reference = content_img[0].flatten(1).cpu().numpy()
     for k, (name, img) in enumerate(images.items()):
@@ -2456,7 +2454,7 @@ def visualize_histogram_matching(
             axes[1, k].hist(pixels[i], bins=32, range=(0, 1), histtype="step", color=c, density=True)
             axes[1, k].hist(reference[i], bins=32, range=(0, 1), histtype="step", color=c, linestyle="--", alpha=0.5, density=True)
         axes[1, k].set_yticks([])
-        axes[1, k].set_xlabel("R, G, B value (dashed: content)", fontsize=8)
+        axes[1, k].set_xlabel("R, G, B value (dashed: content)", fontsize=9)
     return fig
 
 

@@ -22,6 +22,9 @@ from matplotlib.figure import Figure
 from nstlab.images import as_image, to_pil
 from nstlab.vgg import weights_label
 
+MAX_FIGURE_WIDTH = 13.0
+"""Inches: the widest figure drawn here. A notebook scales a wider one down to its column, text and all."""
+
 LOSS_TERMS = ("total", "content", "style", "tv")
 """The loss curves drawn by :func:`plot_losses`, in this order (other keys but "scale" follow)."""
 
@@ -89,9 +92,11 @@ def _as_panels(images: Any, titles: Sequence[str] | None) -> list[tuple[str, np.
 
 
 def _grid(n: int, ncols: int | None, size: float, aspect: float) -> tuple[Figure, list[Axes]]:
-    """n panels, ``size`` inches wide and ``size * aspect`` (plus room for titles) high, axes off."""
+    """n panels, ``size`` inches wide (less if a row would be wider than MAX_FIGURE_WIDTH) and
+    ``size * aspect`` (plus room for titles) high, axes off."""
     ncols = min(n, ncols or 4)
     nrows = math.ceil(n / ncols)
+    size = min(size, MAX_FIGURE_WIDTH / ncols)
     fig = Figure(figsize=(size * ncols, (size * aspect + 0.35) * nrows + 0.3), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
     for ax in axes:

@@ -254,7 +254,7 @@ class StylePanel:
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress")
         self.status = widgets.HTML()
         self.preview = widgets.Image(format="png", layout=widgets.Layout(width="320px"))
-        self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(width="420px"))
+        self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(width="600px"))  # its text at 100 dpi
 
         for slider in (self.lr, self.content_weight, self.style_weight, self.tv_weight, self.steps, self.size, self.scales):
             slider.style.description_width = "100px"  # one label width: the sliders line up in the grid

@@ -80,6 +80,7 @@ def test_visualize_ssim_components_has_six_panels_and_a_colour_bar():
     fig = experiments.visualize_ssim_components(x, (x + 0.1).clamp(0, 1))
     assert len(fig.axes) == 7
     assert "structure (mean" in _titles(fig)
+    assert fig.get_size_inches()[0] <= experiments.MAX_FIGURE_WIDTH  # wider, a notebook shrinks its text
 
 
 @pytest.mark.parametrize("kind", experiments.DISTORTIONS)
@@ -213,6 +214,12 @@ def test_visualize_yiq_channels_and_luminance_matching_axes():
     assert len(fig.axes) == 4
     content_title, _, matched_title = (ax.get_title() for ax in fig.axes[:3])
     assert content_title.split("\n")[1] == matched_title.split("\n")[1]  # same mean and sd
+    assert data_under_legends(fig) == 0  # the histograms' legend sits beside them
+
+
+def test_histogram_matching_figure_fits_the_notebook_width():
+    fig = experiments.visualize_histogram_matching(CONTENT, STYLE, size=32)
+    assert len(fig.axes) == 2 * 5 and fig.get_size_inches()[0] <= experiments.MAX_FIGURE_WIDTH
 
 
 def test_color_statistics_match_numpy():

@@ -73,6 +73,13 @@ def test_show_images_list_dict_and_batches():
     assert _image_axes(fig)[3].get_images()[0].get_array().shape == (8, 8, 3)
 
 
+def test_show_images_shrinks_panels_to_the_notebook_width():
+    images = [torch.rand(3, 8, 16, generator=_gen(k)) for k in range(5)]
+    assert plotting.show_images(images, ncols=2).get_size_inches()[0] == pytest.approx(2 * 3.0)  # size as asked
+    wide = plotting.show_images(images, ncols=5)  # 5 x 3 in would be 15 in
+    assert wide.get_size_inches()[0] == pytest.approx(plotting.MAX_FIGURE_WIDTH)
+
+
 def test_show_images_rejects_bad_input():
     with pytest.raises(ValueError, match="2 images but 1 titles"):
         plotting.show_images([torch.rand(3, 8, 8), torch.rand(3, 8, 8)], titles=["only one"])
