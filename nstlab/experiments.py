@@ -1669,8 +1669,7 @@ def _mpl_table(ax: Axes, rows: Sequence[Mapping[str, Any]], digits: int = 3) -> 
 
 
 def _add_weights_footer(fig: Figure, weights_names: Sequence[str]) -> None:
-    names = dict.fromkeys(weights_names)
-    fig.supxlabel("; ".join(plotting.weights_footer(w) for w in names), fontsize=8)
+    fig.supxlabel(_footer_of(weights_names), fontsize=8)
 
 
 def _hwc(img: torch.Tensor) -> np.ndarray:
