@@ -152,13 +152,11 @@ def rerun(fn: Callable[..., Any], **controls: Any) -> widgets.VBox:
     again on every click. Errors of the first call are raised; later ones appear in the output.
     The controls' labels get one width, so that they line up.
     """
-    _line_up([c.dropdown if isinstance(c, ImagePicker) else c for c in controls.values()
-              if isinstance(c, (DescriptionWidget, ImagePicker))])
-    shown = [
-        c.widget if isinstance(c, ImagePicker) else _label_beside(c) if isinstance(c, widgets.ToggleButtons) else c
-        for c in controls.values()
-        if isinstance(c, (widgets.ValueWidget, ImagePicker))
-    ]
+    picked = [c for c in controls.values() if isinstance(c, (widgets.ValueWidget, ImagePicker))]
+    _line_up([c.dropdown if isinstance(c, ImagePicker) else c
+              for c in picked if isinstance(c, (DescriptionWidget, ImagePicker))])
+    shown = [c.widget if isinstance(c, ImagePicker) else _label_beside(c) if isinstance(c, widgets.ToggleButtons) else c
+             for c in picked]
     button = widgets.Button(description="Run", button_style="primary", icon="play")
     out = widgets.Output()
 
