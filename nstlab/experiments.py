@@ -33,7 +33,7 @@ from nstlab import color, losses, plotting
 from nstlab import vgg as _vgg
 from nstlab.images import as_image, list_images, load_image, resize, sample_image_path
 from nstlab.optimize import GATYS_STYLE_LAYERS, PRESETS, Result, resolve_options, stylize
-from nstlab.plotting import MAX_FIGURE_WIDTH
+from nstlab.plotting import MAX_FIGURE_WIDTH, image_array
 from nstlab.settings import default_device, is_smoke, smoke_or
 from nstlab.ssim import gaussian_window, local_statistics, ssim
 from nstlab.vgg import (
@@ -815,7 +815,9 @@ def run_variants(
     if not variants:
         raise ValueError("run_variants: no variants given")
     size = size or smoke_or(256, 64)
-    base = {"size": size, "steps": _run_steps(steps), "seed": seed, "weights": weights, "progress": not is_smoke(), **common}
+    base = {
+        "size": size, "steps": _run_steps(steps), "seed": seed, "weights": weights, "progress": not is_smoke(), **common
+    }
     c, s = _image(content, size), _image(style)
     return {name: stylize_variant(c, s, **{**base, **variant}) for name, variant in variants.items()}
 
@@ -1359,16 +1361,19 @@ def visualize_tv_denoising(
     h, w = clean.shape[-2:]
     ch, cw = max(h // 3, 8), max(w // 3, 8)
     top, left = (h - ch) // 2, (w - cw) // 2
-    fig = Figure(figsize=(11, _panel_height(clean, 11 / 4) + _panel_height(clean[..., :ch, :cw], 11 / 4)), layout="constrained")
+    height = _panel_height(clean, 11 / 4) + _panel_height(clean[..., :ch, :cw], 11 / 4)
+    fig = Figure(figsize=(11, height), layout="constrained")
     axes = fig.subplots(2, 4)
     for col, (name, img) in enumerate(images.items()):
         tv = float(losses.tv_loss(img, "l1", reduction="mean"))
         quality = "" if name == "clean" else f"\nPSNR {psnr(img, clean):.1f} dB"
         _show(axes[0, col], img, f"{name}{quality}\nTV L1 {tv:.4f}")
-        axes[1, col].imshow(img[0, :, top:top + ch, left:left + cw].permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+        axes[1, col].imshow(image_array(img[..., top:top + ch, left:left + cw]), interpolation="nearest")
         axes[1, col].set_title("centre crop", fontsize=8)
         axes[1, col].axis("off")
-    fig.suptitle("Denoising by minimising ½·mean(x − y)² + λ·TV(x): L1 TV keeps edges sharp, squared TV blurs them")
+    fig.suptitle(
+        "Denoising by minimising ½·mean(x − y)² + λ·TV(x): L1 TV keeps edges sharp, squared TV blurs them"
+    )
     return fig
 
 
@@ -1513,8 +1518,9 @@ def visualize_gram_shift(
     for ax, s in zip(fig.subplots(1, len(shifts), squeeze=False)[0], shifts):
         g = losses.gram_matrix(f, shift=s)
         zeros = 100 * float((g == 0).double().mean())
-        plotting.show_matrix(g, ax=ax, log=True,
-                             title=f"shift s = {s:g}: {zeros:.1f}% exactly 0,\n{100 * gram_sparsity(g, rel_tol):.1f}% ≤ {rel_tol:g}·max")
+        small = 100 * gram_sparsity(g, rel_tol)
+        title = f"shift s = {s:g}: {zeros:.1f}% exactly 0,\n{small:.1f}% ≤ {rel_tol:g}·max"
+        plotting.show_matrix(g, ax=ax, log=True, title=title)
     fig.suptitle(f"Gram matrix of {layer} ({f.shape[1]}×{f.shape[1]}) of F + s")
     fig.supxlabel(plotting.weights_footer(net.weights_name), fontsize=8)
     return fig
@@ -1672,10 +1678,6 @@ def _add_weights_footer(fig: Figure, weights_names: Sequence[str]) -> None:
     fig.supxlabel(_footer_of(weights_names), fontsize=8)
 
 
-def _hwc(img: torch.Tensor) -> np.ndarray:
-    return img[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-
-
 def visualize_runs(
     results: Mapping[str, Result],
     content: Any = None,
@@ -1824,7 +1826,9 @@ def evaluate_images(
     return rows
 
 
-def evaluate_results(results: Mapping[str, Result], content: Any, style: Any, weights: str | None = "auto") -> list[dict[str, Any]]:
+def evaluate_results(
+    results: Mapping[str, Result], content: Any, style: Any, weights: str | None = "auto"
+) -> list[dict[str, Any]]:
     """:func:`evaluate_images` of each result's image, plus its own final "total loss" and "steps".
 
     Inputs:
@@ -2307,7 +2311,7 @@ def visualize_yiq_channels(image: Any = "eilean_donan_castle", size: int | None 
     yiq = color.rgb_to_yiq(img)[0].cpu().numpy()
     fig = Figure(figsize=(13, 3.2), layout="constrained")
     axes = fig.subplots(1, 4)
-    axes[0].imshow(_hwc(img))
+    axes[0].imshow(image_array(img))
     axes[0].set_title("RGB", fontsize=9)
     panels = [
         ("Y = 0.299 R + 0.587 G + 0.114 B", yiq[0], "gray", (0.0, 1.0)),
@@ -2440,18 +2444,20 @@ def visualize_histogram_matching(
     content_img, style_img = _image(content, size), _image(style, size)
     images = {"content (target palette)": content_img, "style (source)": style_img}
     for mode in color.COLOR_MODES:
-        images[f"style recoloured: {mode}"] = color.match_color_histogram(style_img, content_img, mode=mode, clamp=clamp)
+        recoloured = color.match_color_histogram(style_img, content_img, mode=mode, clamp=clamp)
+        images[f"style recoloured: {mode}"] = recoloured
     fig = Figure(figsize=(MAX_FIGURE_WIDTH, 5.4), layout="constrained")
     axes = fig.subplots(2, len(images), gridspec_kw={"height_ratios": [1.4, 1]})
     reference = content_img[0].flatten(1).cpu().numpy()
     for k, (name, img) in enumerate(images.items()):
-        axes[0, k].imshow(_hwc(img))
+        axes[0, k].imshow(image_array(img))
         axes[0, k].set_title(f"{name}\nW2 to content {gaussian_color_distance(img, content_img):.3f}", fontsize=9)
         axes[0, k].axis("off")
         pixels = img[0].flatten(1).cpu().numpy()
+        hist = {"bins": 32, "range": (0, 1), "histtype": "step", "density": True}
         for i, c in enumerate(("tab:red", "tab:green", "tab:blue")):
-            axes[1, k].hist(pixels[i], bins=32, range=(0, 1), histtype="step", color=c, density=True)
-            axes[1, k].hist(reference[i], bins=32, range=(0, 1), histtype="step", color=c, linestyle="--", alpha=0.5, density=True)
+            axes[1, k].hist(pixels[i], color=c, **hist)
+            axes[1, k].hist(reference[i], color=c, linestyle="--", alpha=0.5, **hist)
         axes[1, k].set_yticks([])
         axes[1, k].set_xlabel("R, G, B value (dashed: content)", fontsize=9)
     return fig
@@ -2540,7 +2546,9 @@ def intensity_rows(size: int = 64, weights: str | None = "auto") -> list[dict[st
     ]
 
 
-def contrast_images(image: Any = "tower_bridge", levels: Sequence[float] = (1.0, 0.75, 0.5), size: int | None = None) -> dict[str, torch.Tensor]:
+def contrast_images(
+    image: Any = "tower_bridge", levels: Sequence[float] = (1.0, 0.75, 0.5), size: int | None = None
+) -> dict[str, torch.Tensor]:
     """The image at several contrasts: mu + c (x - mu), mu the mean of each channel.
 
     Returns:
@@ -2566,9 +2574,8 @@ def contrast_rows(
     vgg = VGGFeatures(losses.LPIPS_LAYERS, weights=weights)
     rows = []
     for k in range(1, len(images)):
-        rows.append(
-            {"pair": f"(image 1, image {k + 1})", "L2": _l2(images[0], images[k]), "perceptual": _lpips(vgg, images[0], images[k])}
-        )
+        l2, perceptual = _l2(images[0], images[k]), _lpips(vgg, images[0], images[k])
+        rows.append({"pair": f"(image 1, image {k + 1})", "L2": l2, "perceptual": perceptual})
     for row in rows:
         row["L2 ratio"] = row["L2"] / rows[0]["L2"]
         row["perceptual ratio"] = row["perceptual"] / rows[0]["perceptual"]
@@ -2615,7 +2622,9 @@ def single_layer_content_runs(
       it in a figure's suptitle; each Result's settings hold it).
     """
     variants = {f"content {layer}": {"style_layers": [style_layer], "content_layers": [layer]} for layer in layers}
-    return run_variants(content, style, variants, _course_size(size), _course_steps(steps), seed, weights, preset="gatys", init="noise")
+    return run_variants(
+        content, style, variants, _course_size(size), _course_steps(steps), seed, weights, preset="gatys", init="noise"
+    )
 
 
 def visualize_evaluation(
@@ -2634,15 +2643,22 @@ def visualize_evaluation(
     Returns:
     - the Figure: content, style, result, the loss curves and a table (5 axes).
     """
-    results = run_variants(content, style, {preset: {"preset": preset}}, _course_size(size), _course_steps(steps), seed, weights,
-                           **_given(style_weight=style_weight))
+    results = run_variants(
+        content, style, {preset: {"preset": preset}}, _course_size(size), _course_steps(steps), seed, weights,
+        **_given(style_weight=style_weight),
+    )
     rows = evaluate_results(results, content, style, weights)
     (result,) = results.values()
     fig = Figure(figsize=(MAX_FIGURE_WIDTH, 4.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[3.4, 0.9])
     axes = top.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1, 1.6]})
-    for ax, (title, img) in zip(axes, [("content", _image(content)), ("style", _image(style)), (f"{preset}, style weight {result.settings['style_weight']:g}", result.image)]):
-        ax.imshow(_hwc(img))
+    panels = [
+        ("content", _image(content)),
+        ("style", _image(style)),
+        (f"{preset}, style weight {result.settings['style_weight']:g}", result.image),
+    ]
+    for ax, (title, img) in zip(axes, panels):
+        ax.imshow(image_array(img))
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     plotting.plot_losses(result.history, ax=axes[3], title="the run's own loss terms")

@@ -67,7 +67,7 @@ def image_png(img: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def _hwc(img: torch.Tensor) -> np.ndarray:
+def image_array(img: torch.Tensor) -> np.ndarray:
     """The first image of a (N, C, H, W) / (C, H, W) tensor (C = 1 or 3) as an (H, W, 3) array in [0, 1]."""
     return as_image(img)[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
@@ -87,7 +87,7 @@ def _as_panels(images: Any, titles: Sequence[str] | None) -> list[tuple[str, np.
     for name, tensor in zip(names, tensors):
         batch = as_image(tensor)  # (N, 3, H, W)
         for i, img in enumerate(batch):
-            panels.append((name if len(batch) == 1 else f"{name} [{i}]", _hwc(img)))
+            panels.append((name if len(batch) == 1 else f"{name} [{i}]", image_array(img)))
     return panels
 
 
@@ -197,7 +197,7 @@ def show_result(result: Any, content: Any = None, style: Any = None) -> Figure:
     grid = fig.add_gridspec(1, n + 1, width_ratios=[1.0] * n + [1.5])
     for i, (title, img) in enumerate(panels):
         ax = fig.add_subplot(grid[0, i])
-        ax.imshow(_hwc(img))
+        ax.imshow(image_array(img))
         ax.set_title(title, fontsize=10)
         ax.axis("off")
     plot_losses(result.history, ax=fig.add_subplot(grid[0, n]), title="losses")
@@ -279,7 +279,7 @@ def results_grid(results: Mapping[str, Any], ncols: int | None = None, footer: b
     """
     if not results:
         raise ValueError("results_grid: no results given")
-    arrays = [_hwc(r.image) for r in results.values()]
+    arrays = [image_array(r.image) for r in results.values()]
     fig, axes = _grid(len(results), ncols, 3.0, _aspect(arrays) + 0.15)  # + two title lines
     for ax, arr, (name, result) in zip(axes, arrays, results.items()):
         ax.imshow(arr)

@@ -254,7 +254,8 @@ class StylePanel:
         self.preview = widgets.Image(format="png", layout=widgets.Layout(width="320px"))
         self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(width="600px"))  # its text at 100 dpi
 
-        for slider in (self.lr, self.content_weight, self.style_weight, self.tv_weight, self.steps, self.size, self.scales):
+        sliders = (self.lr, self.content_weight, self.style_weight, self.tv_weight, self.steps, self.size, self.scales)
+        for slider in sliders:
             slider.style.description_width = "100px"  # one label width: the sliders line up in the grid
         self._set_controls(opts, ("size", "scales", "seed", "preserve_color") + PRESET_CONTROLS)
         self.preset.observe(self._on_preset, "value")

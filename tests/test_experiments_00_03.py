@@ -28,7 +28,8 @@ def _footer(fig) -> str:
 
 
 def test_table_aligns_numbers_right_and_keeps_raw_values():
-    t = ex.Table(["name", "value"], [{"name": "a", "value": 1.23456}, {"name": "long name", "value": 10}, {"name": "c"}])
+    rows = [{"name": "a", "value": 1.23456}, {"name": "long name", "value": 10}, {"name": "c"}]
+    t = ex.Table(["name", "value"], rows)
     lines = str(t).splitlines()
     assert lines[0].split() == ["name", "value"]
     assert lines[2].endswith(" 1.23") and lines[3].endswith("   10")  # right-aligned, 3 significant digits

@@ -62,7 +62,8 @@ def record(path: Path):
     os.environ.update(NSTLAB_SMOKE="1", NSTLAB_WEIGHTS=os.environ.get("NSTLAB_WEIGHTS", "random"), MPLBACKEND="Agg")
     nb = nbformat.read(path, as_version=4)
     executed = nbformat.read(path, as_version=4)
-    NotebookClient(executed, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    resources = {"metadata": {"path": str(path.parent)}}
+    NotebookClient(executed, timeout=600, kernel_name="python3", resources=resources).execute()
     return clean(nb, executed)
 
 
