@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout without install
 
 from nstlab import optimize  # noqa: E402
 from nstlab.images import as_image, resize  # noqa: E402
+from nstlab.losses import gram_matrix  # noqa: E402
 from nstlab.optimize import PRESETS, feature_extractor, resolve_options, stylize  # noqa: E402
 from nstlab.settings import keep_freed_memory  # noqa: E402
 from nstlab.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG19_LAYERS, vgg19_features  # noqa: E402
@@ -176,6 +177,45 @@ def floor_pass(image: torch.Tensor, deepest: str, device: torch.device) -> Calla
         _sync(device)
         start = time.perf_counter()
         vgg(x)[deepest].backward(grad)
+        _sync(device)
+        x.grad = None
+        return time.perf_counter() - start
+
+    return one_pass
+
+
+def gram_products_pass(image: torch.Tensor, preset: str, device: torch.device) -> Callable[[], float]:
+    """Like :func:`floor_pass`, with the preset's own (non-chained) Gram products added and nothing else:
+    the loss is sum_l <G_l, R_l> with fixed symmetric R_l, so each layer costs its Gram product
+    (``nstlab.losses.gram_matrix``, the engine's code), one elementwise product with R_l, the backward
+    product dF = (R + R^T) F and the addition of dF into the network's gradient. No content, TV or
+    (G - A)^2 code, no bookkeeping: the least that any loss on these Grams adds to the floor.
+    """
+    opts = PRESETS[preset]
+    deepest = deepest_layer(preset)
+    vgg = feature_extractor(sorted({*opts["style_layers"], deepest}, key=VGG19_LAYERS.index), WEIGHTS, "max", device)
+    x = image.detach().to(device).requires_grad_(True)
+    g = torch.Generator(device="cpu").manual_seed(0)
+    with torch.no_grad():
+        feats = vgg(x)
+        weights = {}
+        for layer in opts["style_layers"]:
+            c = feats[layer].shape[1]
+            r = torch.randn(1, c, c, generator=g)
+            weights[layer] = (r + r.transpose(1, 2)).to(device)
+        grad = torch.ones_like(feats[deepest])
+
+    def loss(feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        grams = sum((gram_matrix(feats[layer]) * r).sum() for layer, r in weights.items())
+        return grams + (feats[deepest] * grad).sum()  # the floor's gradient of ones at the deepest layer
+
+    loss(vgg(x)).backward()  # warm-up
+    x.grad = None
+
+    def one_pass() -> float:
+        _sync(device)
+        start = time.perf_counter()
+        loss(vgg(x)).backward()
         _sync(device)
         x.grad = None
         return time.perf_counter() - start
@@ -532,6 +572,17 @@ def measure_preset(content: torch.Tensor, style: torch.Tensor, preset: str, step
         rows.append(_row(f"gatys: L-BFGS update alone, full history ({optimize.LBFGS_HISTORY} pairs)", preset,
                          "lbfgs_update", size, deepest, update, None))
         log(f"  L-BFGS update with a full history at {size} px: {median(update) * 1000:.1f} ms")
+        # The Gram products alone, each pass followed by a floor pass (paired as above).
+        products, paired_floor = [], []
+        with keep_freed_memory():
+            products_pass = gram_products_pass(content, preset, device)
+            for _ in range(config.repeats):
+                products.append(products_pass())
+                paired_floor.append(one_pass())
+        rows.append(_row(f"gatys: floor + Gram products, no loss code (/ its own {len(products)} paired floor passes)", preset,
+                         "gram_products", size, deepest, products, None, floor_times=paired_floor))
+        log(f"  the Gram products alone at {size} px: {median(products):.3f} s, "
+            f"{median(products) / median(paired_floor):.3f} x the floor passes between them")
     return rows, result
 
 
@@ -595,7 +646,8 @@ def summarise(results: dict[str, Any]) -> None:
     floors = {(r["preset"], r["size"]): r["seconds"] for r in results["rows"] if r["kind"] == "floor"}
     baseline = next((r for r in results["rows"] if r["kind"] == "baseline"), None)
     for r in results["rows"]:
-        floor = floors.get((r["preset"], r["size"]))
+        # A row measured with its own floor passes between its passes is compared with those.
+        floor = median(r["floor_times"]) if "floor_times" in r else floors.get((r["preset"], r["size"]))
         r["vs_floor"] = r["seconds"] / floor if floor else None
         same = baseline is not None and r["kind"] == "step" and (r["preset"], r["size"]) == ("gatys", baseline["size"])
         r["baseline_vs_nstlab"] = baseline["seconds"] / r["seconds"] if same else None

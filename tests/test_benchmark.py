@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import platform
+import statistics
 import sys
 from pathlib import Path
 
@@ -55,8 +56,12 @@ def test_tiny_benchmark_run_measures_every_row(bench, tmp_path) -> None:
             assert (preset, kind, 64) in kinds
     assert ("gatys", "baseline", 64) in kinds and ("gatys", "step", 96) in kinds
     assert ("gatys", "lbfgs_update", 64) in kinds and ("gatys", "lbfgs_update", 96) in kinds
+    assert ("gatys", "gram_products", 64) in kinds and ("gatys", "gram_products", 96) in kinds
     for r in results["rows"]:
-        assert r["seconds"] > 0 and r["vs_floor"] == pytest.approx(r["seconds"] / _floor(results, r))
+        floor = statistics.median(r["floor_times"]) if r["kind"] == "gram_products" else _floor(results, r)
+        assert r["seconds"] > 0 and r["vs_floor"] == pytest.approx(r["seconds"] / floor)
+        if r["kind"] == "gram_products":  # --repeats 1: one pass, then one floor pass
+            assert len(r["times"]) == len(r["floor_times"]) == 1
         if r["kind"] == "floor":  # one pass after each timed step, and the passes in a row before the run
             step = next(s for s in results["rows"] if s["kind"] == "step" and (s["preset"], s["size"]) == (
                 r["preset"], r["size"]))
