@@ -579,8 +579,8 @@ def measure_preset(content: torch.Tensor, style: torch.Tensor, preset: str, step
             for _ in range(config.repeats):
                 products.append(products_pass())
                 paired_floor.append(one_pass())
-        rows.append(_row(f"gatys: floor + Gram products, no loss code (/ its own {len(products)} paired floor passes)", preset,
-                         "gram_products", size, deepest, products, None, floor_times=paired_floor))
+        name = f"gatys: floor + Gram products, no loss code (/ its own {len(products)} paired floor passes)"
+        rows.append(_row(name, preset, "gram_products", size, deepest, products, None, floor_times=paired_floor))
         log(f"  the Gram products alone at {size} px: {median(products):.3f} s, "
             f"{median(products) / median(paired_floor):.3f} x the floor passes between them")
     return rows, result
