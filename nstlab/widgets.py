@@ -21,6 +21,7 @@ from typing import Any
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import HTML as DisplayHTML
 from IPython.display import Image as DisplayImage
 from IPython.display import display
 from ipywidgets.widgets.widget_description import DescriptionWidget
@@ -140,6 +141,16 @@ def _show(value: Any) -> None:
         display(value)
 
 
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel, where widgets and display handles reach a front end."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
 def rerun(fn: Callable[..., Any], **controls: Any) -> widgets.VBox:
     """Controls, a Run button and an output area around ``fn``, for computations too slow to
     re-run on every slider move (the "interact" pattern with an explicit button).
@@ -149,7 +160,8 @@ def rerun(fn: Callable[..., Any], **controls: Any) -> widgets.VBox:
     - controls: ipywidgets value widgets (their ``.value`` is passed), ImagePickers (passed as
       they are; call ``.image(size)``), or plain values (passed unchanged).
     Returns: the VBox (controls, button, output). fn runs once now, with the initial values, and
-    again on every click. Errors of the first call are raised; later ones appear in the output.
+    again on every click; everything it shows (progress bars, then its result) goes to the output
+    area. Errors of the first call are raised; later ones appear in the output.
     The controls' labels get one width, so that they line up.
     """
     picked = [c for c in controls.values() if isinstance(c, (widgets.ValueWidget, ImagePicker))]
@@ -162,9 +174,7 @@ def rerun(fn: Callable[..., Any], **controls: Any) -> widgets.VBox:
 
     def call() -> None:
         values = {k: c.value if isinstance(c, widgets.ValueWidget) else c for k, c in controls.items()}
-        value = fn(**values)
-        with out:
-            _show(value)
+        _show(fn(**values))
 
     def on_click(_: widgets.Button) -> None:
         button.disabled, button.description = True, "Running…"
@@ -176,7 +186,20 @@ def rerun(fn: Callable[..., Any], **controls: Any) -> widgets.VBox:
             button.disabled, button.description = False, "Run"
 
     button.on_click(on_click)
-    call()
+    # The first run happens before the box is shown (it is the cell's value). In a notebook its output
+    # area is shown on its own meanwhile, so that the progress bars are live; once the run is done that
+    # view is emptied, and the box shows the same output in place.
+    live = display(out, display_id=True) if _in_kernel() else None
+    failure: list[Exception] = []
+    with out:
+        try:
+            call()
+        except Exception as err:  # raised below, where the output widget cannot swallow it
+            failure.append(err)
+    if failure:
+        raise failure[0]
+    if live is not None:
+        live.update(DisplayHTML(""))
     return widgets.VBox([*shown, button, out])
 
 
