@@ -258,18 +258,16 @@ class StylePanel:
         self.content_weight = log_slider("content weight", 1.0, -4, 4)
         self.style_weight = log_slider("style weight", 1.0, -2, 8)
         self.tv_weight = log_slider("TV weight", 1.0, -4, 4)
-        self.use_tv = widgets.Checkbox(value=True, description="total variation", indent=False)
+        self.use_tv = widgets.Checkbox(value=True, description="total variation")
         self.steps = widgets.IntSlider(min=1, max=2000, description="steps", continuous_update=False)
         self.size = widgets.IntSlider(min=32, max=1024, step=16, description="size (px)", continuous_update=False)
         self.scales = widgets.IntSlider(value=1, min=1, max=4, description="scales", continuous_update=False)
         self.seed = widgets.IntText(description="seed")
-        self.activation_shift = widgets.Checkbox(description="activation shift", indent=False)
-        self.chained = widgets.Checkbox(description="chained Grams", indent=False)
-        self.geometric = widgets.Checkbox(description="geometric layer weights", indent=False)
-        self.ssim_weighting = widgets.Checkbox(description="SSIM weighting", indent=False)
-        self.preserve_color = widgets.Dropdown(
-            options=PRESERVE_COLOR_CHOICES, description="keep colours", style=WIDE
-        )
+        self.activation_shift = widgets.Checkbox(description="activation shift")
+        self.chained = widgets.Checkbox(description="chained Grams")
+        self.geometric = widgets.Checkbox(description="geometric layer weights")
+        self.ssim_weighting = widgets.Checkbox(description="SSIM weighting")
+        self.preserve_color = widgets.Dropdown(options=PRESERVE_COLOR_CHOICES, description="keep colours")
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress")
@@ -277,27 +275,36 @@ class StylePanel:
         self.preview = widgets.Image(format="png", layout=widgets.Layout(width="320px"))
         self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(width="600px"))  # its text at 100 dpi
 
-        sliders = (self.lr, self.content_weight, self.style_weight, self.tv_weight, self.steps, self.size, self.scales)
-        for slider in sliders:
-            slider.style.description_width = "100px"  # one label width: the sliders line up in the grid
         self._set_controls(opts, ("size", "scales", "seed", "preserve_color") + PRESET_CONTROLS)
         self.preset.observe(self._on_preset, "value")
         self.optimizer.observe(self._on_optimizer, "value")
         self.run_button.on_click(lambda _: self.run(block=False))
         self.stop_button.on_click(lambda _: self.stop())
 
+        # The options in a grid, four to a row where the page is wide enough: every label gets 100 px (a
+        # Checkbox leaves that space empty before its box), so the controls start in columns.
+        options = [
+            self.preset, self.optimizer, self.lr, self.init,
+            self.content_weight, self.style_weight, self.tv_weight, self.use_tv,
+            self.steps, self.size, self.scales, self.seed,
+            self.activation_shift, self.chained, self.geometric, self.ssim_weighting,
+            self.preserve_color,
+        ]
+        for control in options:
+            control.style.description_width = "100px"
+            control.layout.width = "auto"
+        grid = widgets.GridBox(options, layout=widgets.Layout(
+            grid_template_columns="repeat(auto-fill, minmax(270px, 1fr))", grid_gap="2px 12px"
+        ))
         wrap = widgets.Layout(flex_flow="row wrap")
         rows = [
-            [self.content.widget, self.style.widget],
-            [self.preset, self.optimizer, self.lr, self.init],
-            [self.content_weight, self.style_weight, self.tv_weight, self.use_tv],
-            [self.steps, self.size, self.scales, self.seed],
-            [self.activation_shift, self.chained, self.geometric, self.ssim_weighting, self.preserve_color],
-            [self.run_button, self.stop_button, self.progress],
-            [self.status],
-            [self.preview, self.loss_plot],
+            widgets.HBox([self.content.widget, self.style.widget], layout=wrap),
+            grid,
+            widgets.HBox([self.run_button, self.stop_button, self.progress], layout=wrap),
+            self.status,
+            widgets.HBox([self.preview, self.loss_plot], layout=wrap),
         ]
-        self.widget = widgets.VBox([widgets.HBox(row, layout=wrap) for row in rows])
+        self.widget = widgets.VBox(rows)
         self._status(self._label, "ready")
 
     # -- controls <-> options

@@ -117,7 +117,7 @@ def test_toggle_buttons_keep_their_label_on_the_buttons_line():
         assert (toggle.layout.display, toggle.layout.flex_flow, toggle.layout.align_items) == ("flex", "row", "center")
     # compact buttons after an 80-px label, unless the caller chose otherwise (the panel's 64-px buttons)
     assert pooling.style.button_width == "auto"
-    assert (panel.optimizer.style.description_width, panel.optimizer.style.button_width) == ("80px", "64px")
+    assert (panel.optimizer.style.description_width, panel.optimizer.style.button_width) == ("100px", "64px")
 
 
 def test_rerun_lines_up_the_labels():
@@ -158,6 +158,16 @@ def test_panel_defaults_follow_the_engine():
     assert opts["scales"] == 1
     assert "RANDOM (untrained)" in panel.status.value
     resolve_options(**opts)  # the panel's options are valid stylize options
+
+
+def test_panel_options_sit_in_one_grid_with_one_label_width():
+    """The option controls line up in columns (checked in a browser): one GridBox, every label 100 px."""
+    panel = widgets.StylePanel()
+    grid = next(c for c in panel.widget.children if isinstance(c, ipywidgets.GridBox))
+    assert panel.preset in grid.children and panel.seed in grid.children and panel.preserve_color in grid.children
+    assert len(grid.children) == 17
+    assert {c.style.description_width for c in grid.children} == {"100px"}
+    assert all(c.indent for c in grid.children if isinstance(c, ipywidgets.Checkbox))  # the box after the label column
 
 
 def test_panel_controls_map_to_options():
