@@ -25,7 +25,6 @@ import torchvision
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.transforms import Bbox
 from torchvision.transforms.functional import gaussian_blur
 
 from nstlab import __version__ as nstlab_version
@@ -33,7 +32,7 @@ from nstlab import color, losses, plotting
 from nstlab import vgg as _vgg
 from nstlab.images import as_image, list_images, load_image, resize, sample_image_path
 from nstlab.optimize import GATYS_STYLE_LAYERS, PRESETS, Result, resolve_options, stylize
-from nstlab.plotting import MAX_FIGURE_WIDTH, image_array
+from nstlab.plotting import MAX_FIGURE_WIDTH, draw_image, image_array, image_rows_figure
 from nstlab.settings import default_device, is_smoke, smoke_or
 from nstlab.ssim import gaussian_window, local_statistics, ssim
 from nstlab.vgg import (
@@ -836,115 +835,6 @@ def _panel_height(img: torch.Tensor, width: float, title_lines: int = 3) -> floa
     return width * img.shape[-2] / img.shape[-1] + 0.17 * title_lines + 0.1
 
 
-def _show(ax: Any, img: torch.Tensor, title: str, fontsize: float = 9) -> None:
-    ax.imshow(img[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
-    ax.set_title(title, fontsize=fontsize)
-    ax.axis("off")
-
-
-PANEL_GAP = 0.15
-"""Inches between two image panels of a row (constrained layout's padding), for :func:`panel_rows`."""
-
-
-def panel_rows(
-    aspects: Sequence[float],
-    max_width: float = MAX_FIGURE_WIDTH,
-    max_height: float = 2.6,
-    min_height: float = 1.5,
-) -> tuple[list[list[int]], float]:
-    """Split image panels into rows: images of a row share one height, their widths in proportion.
-
-    The fewest rows (panels in order, counts as even as possible) in which every row fits
-    ``max_width`` with images at least ``min_height`` tall; if none does, one panel a row.
-
-    Inputs: aspects: width / height of each panel's image; widths and heights in inches.
-    Returns: (rows: lists of panel indices, image height in inches, at most ``max_height``).
-    """
-    if not aspects:
-        raise ValueError("panel_rows: no panels")
-    n = len(aspects)
-    for n_rows in range(1, n + 1):
-        per = math.ceil(n / n_rows)
-        rows = [list(range(i, min(i + per, n))) for i in range(0, n, per)]
-        fits = min((max_width - PANEL_GAP * len(r)) / sum(aspects[i] for i in r) for r in rows)
-        if fits >= min_height:
-            break
-    return rows, min(max_height, fits)
-
-
-def _title_height(titles: Sequence[str], fontsize: float) -> float:
-    """Inches taken by the tallest of these axes titles (lines of ``fontsize`` points and the title's pad)."""
-    lines = max(t.count("\n") + 1 for t in titles)
-    return lines * 1.25 * fontsize / 72 + 0.12
-
-
-def image_rows_figure(
-    panels: Sequence[tuple[str, torch.Tensor]],
-    below: float = 0.0,
-    fontsize: float = 10,
-    min_height: float = 1.5,
-    min_width: float = 0.0,
-    suptitle: str | None = None,
-    footer: str | None = None,
-) -> tuple[Figure, list[Axes], Any]:
-    """A figure at most MAX_FIGURE_WIDTH wide: the images in rows (:func:`panel_rows`), each row as
-    tall as its images and titles (no empty band), and optionally a part ``below`` inches high.
-
-    Inputs:
-    - panels: (title, (1, 3, H, W) image) in order; fontsize: of the titles.
-    - below: height of the part under the images (0: none); min_width: its width at least (inches).
-    - suptitle, footer: text above everything and small text below.
-    Returns: (the Figure, one image Axes per panel, the SubFigure below or None).
-    """
-    aspects = [img.shape[-1] / img.shape[-2] for _, img in panels]
-    rows, height = panel_rows(aspects, min_height=min_height)
-    row_heights = [height + _title_height([panels[i][0] for i in row], fontsize) + 0.1 for row in rows]
-    width = max(sum(aspects[i] for i in row) * height + PANEL_GAP * len(row) for row in rows)
-    width = min(MAX_FIGURE_WIDTH, max(width, min_width))
-    extra = (0.4 if suptitle else 0.0) + (0.3 if footer else 0.0)
-
-    def build(fig_height: float, ratios: list[float]) -> tuple[Figure, list[Any], list[list[Axes]]]:
-        fig = Figure(figsize=(width, fig_height), layout="constrained")
-        parts = fig.subfigures(len(ratios), 1, squeeze=False, height_ratios=ratios)[:, 0].tolist()
-        row_axes = []
-        for part, row in zip(parts, rows):
-            used = sum(aspects[i] for i in row) * height + PANEL_GAP * len(row)
-            if used < width - 0.05:  # a short row in the middle third: its images keep the others' height
-                part = part.subfigures(1, 3, width_ratios=[width - used, 2 * used, width - used])[1]
-            widths = {"width_ratios": [aspects[i] for i in row]}
-            row_axes.append(part.subplots(1, len(row), squeeze=False, gridspec_kw=widths)[0])
-            for ax, i in zip(row_axes[-1], row):
-                _show(ax, panels[i][1], panels[i][0], fontsize)
-                ax.set_anchor("S")  # the image at the bottom of its box, so the spare height is all above it
-        if suptitle:
-            fig.suptitle(suptitle)
-        if footer:
-            fig.supxlabel(footer, fontsize=8)
-        return fig, parts, row_axes
-
-    ratios = row_heights + ([below] if below else [])
-    fig, parts, row_axes = build(sum(ratios) + extra, ratios)
-    # laid out once, each row's boxes are taller than its width-limited images: build again without that
-    spare = [max(0.0, x - 0.03) for x in _spare_heights(fig, parts, row_axes)]  # 0.03 in: rounding
-    heights = [part.bbox.height / fig.dpi for part in parts]
-    trimmed = [h - s for h, s in zip(heights, spare)] + heights[len(spare):]
-    fig, parts, row_axes = build(fig.get_size_inches()[1] - sum(spare), trimmed)
-    return fig, [ax for axes in row_axes for ax in axes], parts[-1] if below else None
-
-
-def _spare_heights(fig: Figure, parts: Sequence[Any], row_axes: Sequence[Sequence[Axes]]) -> list[float]:
-    """Lay the figure out and return, per row of image axes (in its own subfigure of ``parts``), the
-    inches of its height that its images and titles leave empty (constrained layout centres a
-    width-limited image in a taller box)."""
-    fig.draw_without_rendering()
-    pad = 2 * fig.get_layout_engine().get()["h_pad"] * fig.dpi  # constrained layout's padding, top and bottom
-    spare = []
-    for part, axes in zip(parts, row_axes):
-        used = Bbox.union([ax.get_tightbbox() for ax in axes]).height + pad
-        spare.append(max(part.bbox.height - used, 0.0) / fig.dpi)
-    return spare
-
-
 def _legend_below(part: Any, ax: Axes, fontsize: float = 9) -> None:
     """One legend for all the plots of ``part`` (their curves share labels and colours), under them."""
     handles, labels = ax.get_legend_handles_labels()
@@ -1100,7 +990,7 @@ def visualize_style_weight_sweep(
     fig = Figure(figsize=(max(2.3 * len(panels), 8.0), 6.0), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.1])
     for ax, (title, img) in zip(top.subplots(1, len(panels), squeeze=False)[0], panels):
-        _show(ax, img, title)
+        draw_image(ax, img, title)
     ax = bottom.subplots()
     betas = list(results)
     for term, marker in (("content", "o"), ("style", "s")):
@@ -1293,7 +1183,7 @@ def visualize_tv_noise(
     maps = {name: _variation_map(img) for name, img in images.items()}
     top = max(float(m.max()) for m in maps.values())
     for col, ((name, img), row) in enumerate(zip(images.items(), table.rows)):
-        _show(axes[0, col], img, f"{name}\nTV L1 {row['TV L1 (mean |∇|)']:.4f}, TV² {row['TV squared (mean)']:.4f}")
+        draw_image(axes[0, col], img, f"{name}\nTV L1 {row['TV L1 (mean |∇|)']:.4f}, TV² {row['TV squared (mean)']:.4f}")
         shown = axes[1, col].imshow(maps[name], cmap="magma", vmin=0, vmax=top)
         axes[1, col].set_title("|∂x| + |∂y| (summed over RGB)", fontsize=9)
         axes[1, col].axis("off")
@@ -1367,7 +1257,7 @@ def visualize_tv_denoising(
     for col, (name, img) in enumerate(images.items()):
         tv = float(losses.tv_loss(img, "l1", reduction="mean"))
         quality = "" if name == "clean" else f"\nPSNR {psnr(img, clean):.1f} dB"
-        _show(axes[0, col], img, f"{name}{quality}\nTV L1 {tv:.4f}")
+        draw_image(axes[0, col], img, f"{name}{quality}\nTV L1 {tv:.4f}")
         axes[1, col].imshow(image_array(img[..., top:top + ch, left:left + cw]), interpolation="nearest")
         axes[1, col].set_title("centre crop", fontsize=8)
         axes[1, col].axis("off")
@@ -1442,7 +1332,7 @@ def visualize_tv_weight_sweep(
     fig = Figure(figsize=(max(2.6 * len(panels) + 4.2, 9.0), 3.4), layout="constrained")
     grid = fig.add_gridspec(1, len(panels) + 1, width_ratios=[1.0] * len(panels) + [1.6])
     for i, (title, img) in enumerate(panels):
-        _show(fig.add_subplot(grid[0, i]), img, title)
+        draw_image(fig.add_subplot(grid[0, i]), img, title)
     ax = fig.add_subplot(grid[0, -1])
     ax.plot(list(results), list(tvs.values()), marker="o", label="result")
     ax.axhline(float(losses.tv_loss(c, "l1", reduction="mean")), color="grey", linestyle="--", label="content image")

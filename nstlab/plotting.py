@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from nstlab.images import as_image, to_pil
 from nstlab.vgg import weights_label
@@ -107,6 +108,116 @@ def _grid(n: int, ncols: int | None, size: float, aspect: float) -> tuple[Figure
 def _aspect(arrays: list[np.ndarray]) -> float:
     """The largest height / width among (H, W, ...) arrays."""
     return max(a.shape[0] / a.shape[1] for a in arrays)
+
+
+def draw_image(ax: Axes, img: torch.Tensor, title: str, fontsize: float = 9) -> None:
+    """An image panel: the image in ``ax``, titled, axes off."""
+    ax.imshow(image_array(img))
+    ax.set_title(title, fontsize=fontsize)
+    ax.axis("off")
+
+
+PANEL_GAP = 0.15
+"""Inches between two image panels of a row (constrained layout's padding), for :func:`panel_rows`."""
+
+
+def panel_rows(
+    aspects: Sequence[float],
+    max_width: float = MAX_FIGURE_WIDTH,
+    max_height: float = 2.6,
+    min_height: float = 1.5,
+) -> tuple[list[list[int]], float]:
+    """Split image panels into rows: images of a row share one height, their widths in proportion.
+
+    The fewest rows (panels in order, counts as even as possible) in which every row fits
+    ``max_width`` with images at least ``min_height`` tall; if none does, one panel a row.
+
+    Inputs: aspects: width / height of each panel's image; widths and heights in inches.
+    Returns: (rows: lists of panel indices, image height in inches, at most ``max_height``).
+    """
+    if not aspects:
+        raise ValueError("panel_rows: no panels")
+    n = len(aspects)
+    for n_rows in range(1, n + 1):
+        per = math.ceil(n / n_rows)
+        rows = [list(range(i, min(i + per, n))) for i in range(0, n, per)]
+        fits = min((max_width - PANEL_GAP * len(r)) / sum(aspects[i] for i in r) for r in rows)
+        if fits >= min_height:
+            break
+    return rows, min(max_height, fits)
+
+
+def _title_height(titles: Sequence[str], fontsize: float) -> float:
+    """Inches taken by the tallest of these axes titles (lines of ``fontsize`` points and the title's pad)."""
+    lines = max(t.count("\n") + 1 for t in titles)
+    return lines * 1.25 * fontsize / 72 + 0.12
+
+
+def image_rows_figure(
+    panels: Sequence[tuple[str, torch.Tensor]],
+    below: float = 0.0,
+    fontsize: float = 10,
+    min_height: float = 1.5,
+    min_width: float = 0.0,
+    suptitle: str | None = None,
+    footer: str | None = None,
+) -> tuple[Figure, list[Axes], Any]:
+    """A figure at most MAX_FIGURE_WIDTH wide: the images in rows (:func:`panel_rows`), each row as
+    tall as its images and titles (no empty band), and optionally a part ``below`` inches high.
+
+    Inputs:
+    - panels: (title, (1, 3, H, W) image) in order; fontsize: of the titles.
+    - below: height of the part under the images (0: none); min_width: its width at least (inches).
+    - suptitle, footer: text above everything and small text below.
+    Returns: (the Figure, one image Axes per panel, the SubFigure below or None).
+    """
+    aspects = [img.shape[-1] / img.shape[-2] for _, img in panels]
+    rows, height = panel_rows(aspects, min_height=min_height)
+    row_heights = [height + _title_height([panels[i][0] for i in row], fontsize) + 0.1 for row in rows]
+    width = max(sum(aspects[i] for i in row) * height + PANEL_GAP * len(row) for row in rows)
+    width = min(MAX_FIGURE_WIDTH, max(width, min_width))
+    extra = (0.4 if suptitle else 0.0) + (0.3 if footer else 0.0)
+
+    def build(fig_height: float, ratios: list[float]) -> tuple[Figure, list[Any], list[list[Axes]]]:
+        fig = Figure(figsize=(width, fig_height), layout="constrained")
+        parts = fig.subfigures(len(ratios), 1, squeeze=False, height_ratios=ratios)[:, 0].tolist()
+        row_axes = []
+        for part, row in zip(parts, rows):
+            used = sum(aspects[i] for i in row) * height + PANEL_GAP * len(row)
+            if used < width - 0.05:  # a short row in the middle third: its images keep the others' height
+                part = part.subfigures(1, 3, width_ratios=[width - used, 2 * used, width - used])[1]
+            widths = {"width_ratios": [aspects[i] for i in row]}
+            row_axes.append(part.subplots(1, len(row), squeeze=False, gridspec_kw=widths)[0])
+            for ax, i in zip(row_axes[-1], row):
+                draw_image(ax, panels[i][1], panels[i][0], fontsize)
+                ax.set_anchor("S")  # the image at the bottom of its box, so the spare height is all above it
+        if suptitle:
+            fig.suptitle(suptitle)
+        if footer:
+            fig.supxlabel(footer, fontsize=8)
+        return fig, parts, row_axes
+
+    ratios = row_heights + ([below] if below else [])
+    fig, parts, row_axes = build(sum(ratios) + extra, ratios)
+    # laid out once, each row's boxes are taller than its width-limited images: build again without that
+    spare = [max(0.0, x - 0.03) for x in _spare_heights(fig, parts, row_axes)]  # 0.03 in: rounding
+    heights = [part.bbox.height / fig.dpi for part in parts]
+    trimmed = [h - s for h, s in zip(heights, spare)] + heights[len(spare):]
+    fig, parts, row_axes = build(fig.get_size_inches()[1] - sum(spare), trimmed)
+    return fig, [ax for axes in row_axes for ax in axes], parts[-1] if below else None
+
+
+def _spare_heights(fig: Figure, parts: Sequence[Any], row_axes: Sequence[Sequence[Axes]]) -> list[float]:
+    """Lay the figure out and return, per row of image axes (in its own subfigure of ``parts``), the
+    inches of its height that its images and titles leave empty (constrained layout centres a
+    width-limited image in a taller box)."""
+    fig.draw_without_rendering()
+    pad = 2 * fig.get_layout_engine().get()["h_pad"] * fig.dpi  # constrained layout's padding, top and bottom
+    spare = []
+    for part, axes in zip(parts, row_axes):
+        used = Bbox.union([ax.get_tightbbox() for ax in axes]).height + pad
+        spare.append(max(part.bbox.height - used, 0.0) / fig.dpi)
+    return spare
 
 
 def show_images(
@@ -269,25 +380,23 @@ def show_matrix(m: torch.Tensor, title: str | None = None, ax: Axes | None = Non
     return ax.figure
 
 
-def results_grid(results: Mapping[str, Any], ncols: int | None = None, footer: bool = True) -> Figure:
-    """The "compare" grid: one result image per setting, titled with its name and final losses.
+def results_grid(results: Mapping[str, Any], footer: bool = True) -> Figure:
+    """The "compare" grid: one result image per setting, titled with its name and final losses, in
+    rows of one height (:func:`image_rows_figure`).
 
     Inputs:
-    - results: {name: ``nstlab.optimize.Result``}; ncols: panels per row (default up to 4).
+    - results: {name: ``nstlab.optimize.Result``}.
     - footer: add the weights footer (the weights of every result).
     Returns: the Figure.
     """
     if not results:
         raise ValueError("results_grid: no results given")
-    arrays = [image_array(r.image) for r in results.values()]
-    fig, axes = _grid(len(results), ncols, 3.0, _aspect(arrays) + 0.15)  # + two title lines
-    for ax, arr, (name, result) in zip(axes, arrays, results.items()):
-        ax.imshow(arr)
+    panels = []
+    for name, result in results.items():
         final = {k: result.history[k][-1] for k in LOSS_TERMS if result.history.get(k)}
         total = f"total {final.pop('total'):.3g}\n" if "total" in final else ""
         terms = ", ".join(f"{k} {v:.3g}" for k, v in final.items())
-        ax.set_title(f"{name}\n{total}{terms}", fontsize=8)
-    if footer:
-        names = dict.fromkeys(r.weights_name for r in results.values())
-        fig.supxlabel("; ".join(weights_footer(w) for w in names), fontsize=8)
-    return fig
+        panels.append((f"{name}\n{total}{terms}", result.image))
+    names = dict.fromkeys(r.weights_name for r in results.values())
+    text = "; ".join(weights_footer(w) for w in names) if footer else None
+    return image_rows_figure(panels, fontsize=8, footer=text)[0]

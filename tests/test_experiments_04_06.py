@@ -109,35 +109,6 @@ def test_plot_variants_draws_a_one_step_run_as_dots(images):
     assert all(len(line.get_xdata()) == 1 and line.get_marker() == "o" for ax in plots for line in ax.get_lines())
 
 
-def test_panel_rows_fit_the_width_with_the_fewest_rows():
-    gap = ex.PANEL_GAP
-    rows, height = ex.panel_rows([1.5] * 5)  # 07: content, style and three runs of a 3:2 image
-    assert rows == [[0, 1, 2, 3, 4]] and height == pytest.approx((13.0 - 5 * gap) / 7.5)
-    aspects = [2.0, 0.75] + [2.0] * 6  # 06: a 2:1 content, a portrait style and six runs
-    rows, height = ex.panel_rows(aspects)
-    assert rows == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    assert height == pytest.approx((13.0 - 4 * gap) / 8.0) and height >= 1.5
-    assert ex.panel_rows([1.0, 1.0]) == ([[0, 1]], 2.6)  # small rows keep the largest height
-    with pytest.raises(ValueError, match="no panels"):
-        ex.panel_rows([])
-
-
-def test_image_rows_figure_fits_13_inches_without_empty_bands(images):
-    c, s = images
-    panels = [("content", c), ("style", s)] + [(f"run {i}\nstyle 0.1", c) for i in range(6)]
-    fig, axes, below = ex.image_rows_figure(panels, below=3.0, suptitle="title", footer="footer")
-    fig.draw_without_rendering()
-    assert fig.get_size_inches()[0] <= ex.MAX_FIGURE_WIDTH and len(axes) == 8 and below is fig.subfigs[-1]
-    heights = [ax.get_window_extent().height for ax in axes]
-    assert max(heights) < 1.02 * min(heights)  # every image of both rows as tall (within the padding's estimate)
-    assert all(ax.title.get_fontsize() >= 10 for ax in axes)
-    for row, part in zip((axes[:4], axes[4:]), fig.subfigs[:2]):
-        box = part.bbox
-        assert max(ax.get_tightbbox().y1 for ax in row) <= box.y1 + 1  # no title runs out of its row
-        empty = min(ax.get_window_extent().y0 for ax in row) - box.y0
-        assert empty / fig.dpi < 0.1  # inches of empty band under the images
-
-
 # ----------------------------------------------------------------------------- notebook 04
 
 

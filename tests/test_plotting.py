@@ -13,6 +13,7 @@ from PIL import Image
 
 from figure_checks import data_under_legends
 from nstlab import plotting
+from nstlab.images import sample_image
 from nstlab.optimize import Result
 
 
@@ -209,7 +210,7 @@ def test_show_matrix_colour_bar_and_log_scale():
 
 def test_results_grid_titles_and_footer():
     results = {"gatys": _result(seed=1), "novak": _result(seed=2, weights_name="imagenet")}
-    fig = plotting.results_grid(results, ncols=2)
+    fig = plotting.results_grid(results)
     titles = [ax.get_title() for ax in _image_axes(fig)]
     assert titles[0] == "gatys\ntotal 7\ncontent 0.3, style 1.25, tv 0.01"
     assert titles[1].startswith("novak\n")
@@ -217,6 +218,46 @@ def test_results_grid_titles_and_footer():
     assert _footer(plotting.results_grid({"a": _result()}, footer=False)) == ""
     with pytest.raises(ValueError, match="no results"):
         plotting.results_grid({})
+
+
+@pytest.mark.parametrize("n", [2, 5, 9])
+def test_results_grid_has_no_empty_band_and_keeps_its_titles_inside(n):
+    fig = plotting.results_grid({f"run {i}": _result(seed=i) for i in range(n)})
+    fig.draw_without_rendering()
+    assert fig.get_size_inches()[0] <= plotting.MAX_FIGURE_WIDTH
+    axes = _image_axes(fig)
+    assert max(ax.title.get_window_extent().y1 for ax in axes) <= fig.bbox.height  # no title cut off
+    gap = min(ax.get_window_extent().y0 for ax in axes) - fig._supxlabel.get_window_extent().y1
+    assert 0 <= gap < 0.15 * fig.dpi  # pixels between the lowest images and the footer
+
+
+def test_panel_rows_fit_the_width_with_the_fewest_rows():
+    gap = plotting.PANEL_GAP
+    rows, height = plotting.panel_rows([1.5] * 5)  # 07: content, style and three runs of a 3:2 image
+    assert rows == [[0, 1, 2, 3, 4]] and height == pytest.approx((13.0 - 5 * gap) / 7.5)
+    aspects = [2.0, 0.75] + [2.0] * 6  # 06: a 2:1 content, a portrait style and six runs
+    rows, height = plotting.panel_rows(aspects)
+    assert rows == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert height == pytest.approx((13.0 - 4 * gap) / 8.0) and height >= 1.5
+    assert plotting.panel_rows([1.0, 1.0]) == ([[0, 1]], 2.6)  # small rows keep the largest height
+    with pytest.raises(ValueError, match="no panels"):
+        plotting.panel_rows([])
+
+
+def test_image_rows_figure_fits_13_inches_without_empty_bands():
+    c, s = sample_image("tower_bridge", 64), sample_image("van_gogh_cafe_terrace_at_night", 64)
+    panels = [("content", c), ("style", s)] + [(f"run {i}\nstyle 0.1", c) for i in range(6)]
+    fig, axes, below = plotting.image_rows_figure(panels, below=3.0, suptitle="title", footer="footer")
+    fig.draw_without_rendering()
+    assert fig.get_size_inches()[0] <= plotting.MAX_FIGURE_WIDTH and len(axes) == 8 and below is fig.subfigs[-1]
+    heights = [ax.get_window_extent().height for ax in axes]
+    assert max(heights) < 1.02 * min(heights)  # every image of both rows as tall (within the padding's estimate)
+    assert all(ax.title.get_fontsize() >= 10 for ax in axes)
+    for row, part in zip((axes[:4], axes[4:]), fig.subfigs[:2]):
+        box = part.bbox
+        assert max(ax.get_tightbbox().y1 for ax in row) <= box.y1 + 1  # no title runs out of its row
+        empty = min(ax.get_window_extent().y0 for ax in row) - box.y0
+        assert empty / fig.dpi < 0.1  # inches of empty band under the images
 
 
 def test_png_helpers():
