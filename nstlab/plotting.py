@@ -73,8 +73,8 @@ def image_array(img: torch.Tensor) -> np.ndarray:
     return as_image(img)[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
-def _as_panels(images: Any, titles: Sequence[str] | None) -> list[tuple[str, np.ndarray]]:
-    """(title, (H, W, 3) array) per image; a batch of N images gives N panels."""
+def _as_panels(images: Any, titles: Sequence[str] | None) -> list[tuple[str, torch.Tensor]]:
+    """(title, (1, 3, H, W) image) per image; a batch of N images gives N panels."""
     if isinstance(images, torch.Tensor):
         images = [images]
     if isinstance(images, Mapping):
@@ -88,7 +88,7 @@ def _as_panels(images: Any, titles: Sequence[str] | None) -> list[tuple[str, np.
     for name, tensor in zip(names, tensors):
         batch = as_image(tensor)  # (N, 3, H, W)
         for i, img in enumerate(batch):
-            panels.append((name if len(batch) == 1 else f"{name} [{i}]", image_array(img)))
+            panels.append((name if len(batch) == 1 else f"{name} [{i}]", img[None]))
     return panels
 
 
@@ -105,14 +105,10 @@ def _grid(n: int, ncols: int | None, size: float, aspect: float) -> tuple[Figure
     return fig, axes
 
 
-def _aspect(arrays: list[np.ndarray]) -> float:
-    """The largest height / width among (H, W, ...) arrays."""
-    return max(a.shape[0] / a.shape[1] for a in arrays)
-
-
 def draw_image(ax: Axes, img: torch.Tensor, title: str, fontsize: float = 9) -> None:
-    """An image panel: the image in ``ax``, titled, axes off."""
-    ax.imshow(image_array(img))
+    """An image panel: the image in ``ax``, titled, axes off (small images drawn as crisp pixels)."""
+    arr = image_array(img)
+    ax.imshow(arr, interpolation="nearest" if max(arr.shape[:2]) < 128 else "antialiased")
     ax.set_title(title, fontsize=fontsize)
     ax.axis("off")
 
@@ -126,11 +122,13 @@ def panel_rows(
     max_width: float = MAX_FIGURE_WIDTH,
     max_height: float = 2.6,
     min_height: float = 1.5,
+    max_per_row: int | None = None,
 ) -> tuple[list[list[int]], float]:
     """Split image panels into rows: images of a row share one height, their widths in proportion.
 
-    The fewest rows (panels in order, counts as even as possible) in which every row fits
-    ``max_width`` with images at least ``min_height`` tall; if none does, one panel a row.
+    The fewest rows (panels in order, counts as even as possible, at most ``max_per_row`` in a row)
+    in which every row fits ``max_width`` with images at least ``min_height`` tall; if none does,
+    one panel a row.
 
     Inputs: aspects: width / height of each panel's image; widths and heights in inches.
     Returns: (rows: lists of panel indices, image height in inches, at most ``max_height``).
@@ -138,7 +136,7 @@ def panel_rows(
     if not aspects:
         raise ValueError("panel_rows: no panels")
     n = len(aspects)
-    for n_rows in range(1, n + 1):
+    for n_rows in range(math.ceil(n / (max_per_row or n)), n + 1):
         per = math.ceil(n / n_rows)
         rows = [list(range(i, min(i + per, n))) for i in range(0, n, per)]
         fits = min((max_width - PANEL_GAP * len(r)) / sum(aspects[i] for i in r) for r in rows)
@@ -161,6 +159,8 @@ def image_rows_figure(
     min_width: float = 0.0,
     suptitle: str | None = None,
     footer: str | None = None,
+    max_height: float = 2.6,
+    max_per_row: int | None = None,
 ) -> tuple[Figure, list[Axes], Any]:
     """A figure at most MAX_FIGURE_WIDTH wide: the images in rows (:func:`panel_rows`), each row as
     tall as its images and titles (no empty band), and optionally a part ``below`` inches high.
@@ -169,10 +169,11 @@ def image_rows_figure(
     - panels: (title, (1, 3, H, W) image) in order; fontsize: of the titles.
     - below: height of the part under the images (0: none); min_width: its width at least (inches).
     - suptitle, footer: text above everything and small text below.
+    - min_height, max_height, max_per_row: for :func:`panel_rows`.
     Returns: (the Figure, one image Axes per panel, the SubFigure below or None).
     """
     aspects = [img.shape[-1] / img.shape[-2] for _, img in panels]
-    rows, height = panel_rows(aspects, min_height=min_height)
+    rows, height = panel_rows(aspects, max_height=max_height, min_height=min_height, max_per_row=max_per_row)
     row_heights = [height + _title_height([panels[i][0] for i in row], fontsize) + 0.1 for row in rows]
     width = max(sum(aspects[i] for i in row) * height + PANEL_GAP * len(row) for row in rows)
     width = min(MAX_FIGURE_WIDTH, max(width, min_width))
@@ -228,27 +229,24 @@ def show_images(
     suptitle: str | None = None,
     footer: str | None = None,
 ) -> Figure:
-    """Images side by side, axes off.
+    """Images side by side in rows (:func:`image_rows_figure`): the images of a row share one height,
+    their widths in proportion, and no row is wider than MAX_FIGURE_WIDTH.
 
     Inputs:
     - images: a list of tensors, a dict {title: tensor}, or one tensor; each (N, 3, H, W), (3, H, W)
       or one channel, values in [0, 1]. Every image of a batch gets its own panel.
-    - titles: one per tensor (for a list); ncols: panels per row (default up to 4).
-    - size: inches per panel; suptitle: a title above; footer: a line of small text below.
+    - titles: one per tensor (for a list); ncols: panels per row at most (default: as many as fit).
+    - size: inches of the widest image's width (the others as tall); images shrink by up to a
+      quarter to need fewer rows, and more to fit the width.
+    - suptitle: a title above; footer: a line of small text below.
     Returns: the Figure.
     """
     panels = _as_panels(images, titles)
     if not panels:
         raise ValueError("show_images: no images given")
-    fig, axes = _grid(len(panels), ncols, size, _aspect([arr for _, arr in panels]))
-    for ax, (title, arr) in zip(axes, panels):
-        ax.imshow(arr, interpolation="nearest" if max(arr.shape[:2]) < 128 else "antialiased")
-        ax.set_title(title, fontsize=10)
-    if suptitle:
-        fig.suptitle(suptitle)
-    if footer:
-        fig.supxlabel(footer, fontsize=8)
-    return fig
+    height = size / max(img.shape[-1] / img.shape[-2] for _, img in panels)
+    return image_rows_figure(panels, fontsize=10, min_height=0.75 * height, max_height=height,
+                             max_per_row=ncols, suptitle=suptitle, footer=footer)[0]
 
 
 def plot_losses(

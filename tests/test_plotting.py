@@ -76,9 +76,27 @@ def test_show_images_list_dict_and_batches():
 
 def test_show_images_shrinks_panels_to_the_notebook_width():
     images = [torch.rand(3, 8, 16, generator=_gen(k)) for k in range(5)]
-    assert plotting.show_images(images, ncols=2).get_size_inches()[0] == pytest.approx(2 * 3.0)  # size as asked
-    wide = plotting.show_images(images, ncols=5)  # 5 x 3 in would be 15 in
+    gap = plotting.PANEL_GAP
+    narrow = plotting.show_images(images, ncols=2)  # rows of 2, 2, 1; each image 3 in wide as asked
+    assert narrow.get_size_inches()[0] == pytest.approx(2 * (3.0 + gap))
+    narrow.draw_without_rendering()
+    rows = [round(ax.get_window_extent().y0) for ax in _image_axes(narrow)]
+    assert [rows.count(y) for y in sorted(set(rows), reverse=True)] == [2, 2, 1]
+    wide = plotting.show_images(images, ncols=5)  # 5 x 3 in would be 15 in: one row, shrunk to 13 in
     assert wide.get_size_inches()[0] == pytest.approx(plotting.MAX_FIGURE_WIDTH)
+    assert len(wide.subfigs) == 1
+
+
+def test_show_images_gives_mixed_shapes_one_height_and_no_empty_band():
+    landscape, portrait = torch.rand(1, 3, 40, 80, generator=_gen(1)), torch.rand(1, 3, 80, 60, generator=_gen(2))
+    fig = plotting.show_images({"wide": landscape, "tall": portrait, "wide again": landscape}, footer="footer")
+    fig.draw_without_rendering()
+    boxes = [ax.get_window_extent() for ax in _image_axes(fig)]
+    assert max(b.height for b in boxes) < 1.02 * min(b.height for b in boxes)  # one height
+    assert boxes[0].width == pytest.approx(2 * boxes[0].height, rel=0.02)  # widths in proportion
+    assert boxes[0].width / fig.dpi == pytest.approx(3.0, rel=0.03)  # the widest image is `size` wide
+    gap = min(b.y0 for b in boxes) - fig._supxlabel.get_window_extent().y1
+    assert 0 <= gap < 0.15 * fig.dpi
 
 
 def test_show_images_rejects_bad_input():
