@@ -2340,9 +2340,7 @@ def visualize_histogram_matching(
     axes = fig.subplots(2, len(images), gridspec_kw={"height_ratios": [1.4, 1]})
     reference = content_img[0].flatten(1).cpu().numpy()
     for k, (name, img) in enumerate(images.items()):
-        axes[0, k].imshow(image_array(img))
-        axes[0, k].set_title(f"{name}\nW2 to content {gaussian_color_distance(img, content_img):.3f}", fontsize=9)
-        axes[0, k].axis("off")
+        draw_image(axes[0, k], img, f"{name}\nW2 to content {gaussian_color_distance(img, content_img):.3f}")
         pixels = img[0].flatten(1).cpu().numpy()
         hist = {"bins": 32, "range": (0, 1), "histtype": "step", "density": True}
         for i, c in enumerate(("tab:red", "tab:green", "tab:blue")):
@@ -2548,9 +2546,7 @@ def visualize_evaluation(
         (f"{preset}, style weight {result.settings['style_weight']:g}", result.image),
     ]
     for ax, (title, img) in zip(axes, panels):
-        ax.imshow(image_array(img))
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
+        draw_image(ax, img, title)
     plotting.plot_losses(result.history, ax=axes[3], title="the run's own loss terms")
     _mpl_table(bottom.subplots(), rows)
     _add_weights_footer(fig, [result.weights_name])

@@ -305,10 +305,7 @@ def show_result(result: Any, content: Any = None, style: Any = None) -> Figure:
     fig = Figure(figsize=(3.0 * n + 4.5, 3.4), layout="constrained")
     grid = fig.add_gridspec(1, n + 1, width_ratios=[1.0] * n + [1.5])
     for i, (title, img) in enumerate(panels):
-        ax = fig.add_subplot(grid[0, i])
-        ax.imshow(image_array(img))
-        ax.set_title(title, fontsize=10)
-        ax.axis("off")
+        draw_image(fig.add_subplot(grid[0, i]), img, title, fontsize=10)
     plot_losses(result.history, ax=fig.add_subplot(grid[0, n]), title="losses")
     fig.supxlabel(weights_footer(result.weights_name), fontsize=8)
     return fig
