@@ -1183,7 +1183,8 @@ def visualize_tv_noise(
     maps = {name: _variation_map(img) for name, img in images.items()}
     top = max(float(m.max()) for m in maps.values())
     for col, ((name, img), row) in enumerate(zip(images.items(), table.rows)):
-        draw_image(axes[0, col], img, f"{name}\nTV L1 {row['TV L1 (mean |∇|)']:.4f}, TV² {row['TV squared (mean)']:.4f}")
+        tv_l1, tv_squared = row["TV L1 (mean |∇|)"], row["TV squared (mean)"]
+        draw_image(axes[0, col], img, f"{name}\nTV L1 {tv_l1:.4f}, TV² {tv_squared:.4f}")
         shown = axes[1, col].imshow(maps[name], cmap="magma", vmin=0, vmax=top)
         axes[1, col].set_title("|∂x| + |∂y| (summed over RGB)", fontsize=9)
         axes[1, col].axis("off")
