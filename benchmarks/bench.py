@@ -47,7 +47,7 @@ from nstlab import optimize  # noqa: E402
 from nstlab.images import as_image, resize  # noqa: E402
 from nstlab.losses import gram_matrix  # noqa: E402
 from nstlab.optimize import PRESETS, feature_extractor, resolve_options, stylize  # noqa: E402
-from nstlab.settings import keep_freed_memory  # noqa: E402
+from nstlab.settings import default_device, keep_freed_memory  # noqa: E402
 from nstlab.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG19_LAYERS, vgg19_features  # noqa: E402
 
 WEIGHTS = "random"
@@ -590,7 +590,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every measurement of ``config``; returns the JSON-able results (see benchmarks/README.md)."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    device = torch.device(config.device)
+    device = default_device(config.device)  # a clear error for a device this machine lacks
     torch.manual_seed(0)
     t_start = time.perf_counter()
     results: dict[str, Any] = {"config": asdict(config), "machine": machine_info(device),
@@ -723,6 +723,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error(f"--ttq-coarse-steps needs {len(a.ttq_scales) - 1} values for scales {a.ttq_scales}")
     if min(a.steps, a.preset_steps, a.big_steps) < 2 or a.repeats < 1:
         p.error("--steps, --preset-steps and --big-steps must be >= 2 (the first is a warm-up), --repeats >= 1")
+    try:
+        default_device(a.device)
+    except ValueError as err:
+        p.error(str(err))
     return Config(
         size=a.size, device=a.device, threads=a.threads, content=a.content, style=a.style, repeats=a.repeats,
         presets=a.presets, steps=a.steps, preset_steps=a.preset_steps, ttq_scales=a.ttq_scales,

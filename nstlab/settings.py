@@ -37,18 +37,39 @@ def smoke_or(real: T, smoke: T) -> T:
 def default_device(device: str | torch.device | None = None) -> torch.device:
     """The device to compute on: ``device`` if given, else CUDA, then Apple MPS, then CPU.
 
-    ``NSTLAB_DEVICE`` (e.g. ``cpu``) overrides the automatic choice.
+    ``NSTLAB_DEVICE`` (e.g. ``cpu``) overrides the automatic choice. A device that this machine does
+    not have is a ValueError that says so (torch would fail later, deep inside the first operation).
     """
     if device is None:
         device = os.environ.get("NSTLAB_DEVICE") or None
     if device is not None:
-        return torch.device(device)
+        return _available(device)
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _available(device: str | torch.device) -> torch.device:
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as err:  # e.g. torch.device("gpu")
+        raise ValueError(f"device {str(device)!r} is not a torch device: {err}") from err
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(
+                f"device {str(device)!r}: CUDA is not available here (no NVIDIA GPU or driver, or a CPU-only "
+                "torch build); use device 'cpu'"
+            )
+        if chosen.index is not None and chosen.index >= count:
+            raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA device(s), numbered from 0")
+    mps = getattr(torch.backends, "mps", None)
+    if chosen.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ValueError(f"device {str(device)!r}: Apple's MPS is not available here; use device 'cpu'")
+    return chosen
 
 
 # glibc's mallopt parameters (malloc.h, mallopt(3)). Setting any of them ends glibc's own adjustment of

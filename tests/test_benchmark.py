@@ -119,6 +119,13 @@ def test_parse_args_rejects_mismatched_scales(bench) -> None:
         bench.parse_args(["--ttq-scales", "0.25", "0.5", "1", "--ttq-coarse-steps", "10"])
 
 
+def test_parse_args_rejects_a_device_this_machine_lacks(bench, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--device", "cuda"])
+    assert "CUDA is not available here" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- the fast paths
 
 

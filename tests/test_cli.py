@@ -79,6 +79,7 @@ def test_missing_file_is_one_line_and_exit_1(tmp_path, capsys) -> None:
         (["--weights", "/no/such/weights.pth"], 1, "weights"),
         (["--lr", "0"], 1, "lr must be > 0"),
         (["-o", "out.txt"], 1, "unknown image suffix"),
+        (["--device", "gpu"], 1, "'gpu' is not a torch device"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, capsys, extra, code, needle) -> None:

@@ -26,6 +26,23 @@ def _faults_of_a_pass(net: torch.nn.Module, x: torch.Tensor) -> int:
 
 
 @pytest.mark.skipif(settings._glibc() is None, reason="the C library is not glibc")
+def test_default_device_names_a_device_this_machine_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings.default_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="'gpu' is not a torch device"):
+        settings.default_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available here"):
+        settings.default_device("cuda")
+    monkeypatch.setenv("NSTLAB_DEVICE", "cuda:0")  # the environment's choice is checked too
+    with pytest.raises(ValueError, match="'cuda:0': CUDA is not available"):
+        settings.default_device()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert settings.default_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ValueError, match="has 1 CUDA device"):
+        settings.default_device("cuda:1")
+
+
 def test_keep_freed_memory_reuses_the_activations_until_the_block_ends() -> None:
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 1))
