@@ -821,13 +821,8 @@ def run_variants(
     return {name: stylize_variant(c, s, **{**base, **variant}) for name, variant in variants.items()}
 
 
-def _footer_of(weights_names: Sequence[str]) -> str:
-    """The weights footer naming each of these weights once."""
-    return "; ".join(plotting.weights_footer(w) for w in dict.fromkeys(weights_names))
-
-
 def _footer(results: Mapping[Any, Result]) -> str:
-    return _footer_of([r.weights_name for r in results.values()])
+    return plotting.weights_footers([r.weights_name for r in results.values()])
 
 
 def _panel_height(img: torch.Tensor, width: float, title_lines: int = 3) -> float:
@@ -1566,7 +1561,7 @@ def _mpl_table(ax: Axes, rows: Sequence[Mapping[str, Any]], digits: int = 3) -> 
 
 
 def _add_weights_footer(fig: Figure, weights_names: Sequence[str]) -> None:
-    fig.supxlabel(_footer_of(weights_names), fontsize=8)
+    fig.supxlabel(plotting.weights_footers(weights_names), fontsize=8)
 
 
 def visualize_runs(
@@ -1945,7 +1940,8 @@ def visualize_equal_distance(
     name = "MSE" if match == "mse" else f"content loss ({EVAL_CONTENT_LAYER})"
     fig, _, _ = image_rows_figure(
         [(title, out.cpu()) for title, out in panels], min_height=1.0,
-        suptitle=f"every distortion tuned to the same {name} = {target:g}", footer=_footer_of([vgg.weights_name]),
+        suptitle=f"every distortion tuned to the same {name} = {target:g}",
+        footer=plotting.weights_footer(vgg.weights_name),
     )
     return fig
 

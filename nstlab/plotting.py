@@ -54,6 +54,11 @@ def weights_footer(weights_name: str) -> str:
     return label
 
 
+def weights_footers(weights_names: Sequence[str]) -> str:
+    """The footer of a figure of several runs: :func:`weights_footer` of each weights once, joined by "; "."""
+    return "; ".join(weights_footer(w) for w in dict.fromkeys(weights_names))
+
+
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes (for ``ipywidgets.Image`` and ``IPython.display.Image``)."""
     buffer = io.BytesIO()
@@ -392,6 +397,5 @@ def results_grid(results: Mapping[str, Any], footer: bool = True) -> Figure:
         total = f"total {final.pop('total'):.3g}\n" if "total" in final else ""
         terms = ", ".join(f"{k} {v:.3g}" for k, v in final.items())
         panels.append((f"{name}\n{total}{terms}", result.image))
-    names = dict.fromkeys(r.weights_name for r in results.values())
-    text = "; ".join(weights_footer(w) for w in names) if footer else None
+    text = weights_footers([r.weights_name for r in results.values()]) if footer else None
     return image_rows_figure(panels, fontsize=8, footer=text)[0]
