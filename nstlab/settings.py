@@ -46,10 +46,14 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
         return _available(device)
     if torch.cuda.is_available():
         return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)  # Apple's GPU backend; absent from some torch builds
+    return mps is not None and mps.is_available()
 
 
 def _available(device: str | torch.device) -> torch.device:
@@ -66,8 +70,7 @@ def _available(device: str | torch.device) -> torch.device:
             )
         if chosen.index is not None and chosen.index >= count:
             raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA device(s), numbered from 0")
-    mps = getattr(torch.backends, "mps", None)
-    if chosen.type == "mps" and not (mps is not None and mps.is_available()):
+    if chosen.type == "mps" and not _mps_available():
         raise ValueError(f"device {str(device)!r}: Apple's MPS is not available here; use device 'cpu'")
     return chosen
 
