@@ -172,16 +172,7 @@ def floor_pass(image: torch.Tensor, deepest: str, device: torch.device) -> Calla
     grad = torch.ones_like(out)
     out.backward(grad)
     x.grad = None
-
-    def one_pass() -> float:
-        _sync(device)
-        start = time.perf_counter()
-        vgg(x)[deepest].backward(grad)
-        _sync(device)
-        x.grad = None
-        return time.perf_counter() - start
-
-    return one_pass
+    return _timed_pass(lambda: vgg(x)[deepest].backward(grad), x, device)
 
 
 def gram_products_pass(image: torch.Tensor, preset: str, device: torch.device) -> Callable[[], float]:
@@ -209,13 +200,18 @@ def gram_products_pass(image: torch.Tensor, preset: str, device: torch.device) -
         grams = sum((gram_matrix(feats[layer]) * r).sum() for layer, r in weights.items())
         return grams + (feats[deepest] * grad).sum()  # the floor's gradient of ones at the deepest layer
 
-    loss(vgg(x)).backward()  # warm-up
-    x.grad = None
+    one_pass = _timed_pass(lambda: loss(vgg(x)).backward(), x, device)
+    one_pass()  # warm-up
+    return one_pass
+
+
+def _timed_pass(forward_backward: Callable[[], None], x: torch.Tensor, device: torch.device) -> Callable[[], float]:
+    """A function that runs ``forward_backward`` (which fills x.grad) once and returns its seconds, x.grad cleared."""
 
     def one_pass() -> float:
         _sync(device)
         start = time.perf_counter()
-        loss(vgg(x)).backward()
+        forward_backward()
         _sync(device)
         x.grad = None
         return time.perf_counter() - start
