@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout without install
 
 from nstlab import optimize  # noqa: E402
 from nstlab.images import as_image, resize  # noqa: E402
-from nstlab.losses import gram_matrix  # noqa: E402
+from nstlab._kernels import gram  # noqa: E402
 from nstlab.optimize import PRESETS, feature_extractor, resolve_options, stylize  # noqa: E402
 from nstlab.settings import default_device, keep_freed_memory  # noqa: E402
 from nstlab.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG19_LAYERS, vgg19_features  # noqa: E402
@@ -178,7 +178,7 @@ def floor_pass(image: torch.Tensor, deepest: str, device: torch.device) -> Calla
 def gram_products_pass(image: torch.Tensor, preset: str, device: torch.device) -> Callable[[], float]:
     """Like :func:`floor_pass`, with the preset's own (non-chained) Gram products added and nothing else:
     the loss is sum_l <G_l, R_l> with fixed symmetric R_l, so each layer costs its Gram product
-    (``nstlab.losses.gram_matrix``, the engine's code), one elementwise product with R_l, the backward
+    (``nstlab._kernels.gram``, the engine's code), one elementwise product with R_l, the backward
     product dF = (R + R^T) F and the addition of dF into the network's gradient. No content, TV or
     (G - A)^2 code, no bookkeeping: the least that any loss on these Grams adds to the floor.
     """
@@ -197,7 +197,7 @@ def gram_products_pass(image: torch.Tensor, preset: str, device: torch.device) -
         grad = torch.ones_like(feats[deepest])
 
     def loss(feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        grams = sum((gram_matrix(feats[layer]) * r).sum() for layer, r in weights.items())
+        grams = sum((gram(feats[layer]) * r).sum() for layer, r in weights.items())
         return grams + (feats[deepest] * grad).sum()  # the floor's gradient of ones at the deepest layer
 
     one_pass = _timed_pass(lambda: loss(vgg(x)).backward(), x, device)

@@ -1,4 +1,4 @@
-"""Checks for the notebooks' "your turn" exercises.
+"""Checks for the notebooks' "your turn" exercises — faces layer (they compare with the textbook functions).
 
 Each ``check_*`` function runs the student's function and the package's reference on the same
 fixed, seeded float64 inputs (several shapes, batches of more than one image included), prints

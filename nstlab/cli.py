@@ -1,4 +1,4 @@
-"""The ``nstlab`` command line: ``nstlab stylize ...`` and ``nstlab images``.
+"""The ``nstlab`` command line — faces layer: ``stylize``, ``images``, ``train-fast``, ``stylize-fast``.
 
 Every failure the user can fix (a missing file, a bad option, weights that cannot be loaded, too
 large a size) is one line ``nstlab: error: ...`` on stderr and exit code 1; argparse's own usage
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -123,13 +124,121 @@ def _run_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_fast(commands: argparse._SubParsersAction) -> None:
+    """``train-fast`` and ``stylize-fast`` (Johnson et al.'s feed-forward networks, :mod:`nstlab.fast`)."""
+    p = commands.add_parser(
+        "train-fast",
+        help="train a feed-forward style network (Johnson et al.)",
+        description="Train a feed-forward network for one style on crops of a folder of photos. MODEL.pth "
+        "is written every --checkpoint-every steps and on Ctrl-C: run the same command again to resume.",
+    )
+    p.add_argument("--style", required=True, help="style image: a file or the name of a bundled style image")
+    p.add_argument(
+        "--content-dir",
+        type=Path,
+        help=f"folder of training photos (default: the bundled content images minus {', '.join(fast.HELD_OUT)})",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="MODEL.pth",
+        help="the trained network, also the resumable checkpoint",
+    )
+    p.add_argument("--steps", type=int, help="total training steps (default 2000)")
+    p.add_argument("--size", type=int, help="crop side in pixels (default 256)")
+    p.add_argument("--batch-size", type=int, help="crops per step (default 4)")
+    p.add_argument(
+        "--lr", type=float, default=fast.DEFAULT_LR, help=f"Adam learning rate (default {fast.DEFAULT_LR:g})"
+    )
+    p.add_argument("--content-weight", type=float, default=fast.DEFAULT_CONTENT_WEIGHT)
+    p.add_argument("--style-weight", type=float, default=fast.DEFAULT_STYLE_WEIGHT)
+    p.add_argument("--tv-weight", type=float, default=fast.DEFAULT_TV_WEIGHT)
+    p.add_argument("--channels", type=int, default=32, help="width of the network's first layer (default 32)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 100)")
+    p.add_argument("--restart", action="store_true", help="start again even if MODEL.pth exists")
+    p.add_argument(
+        "--weights", metavar="imagenet|random|PATH", help="VGG19 weights (default: $NSTLAB_WEIGHTS or imagenet)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="e.g. cpu, cuda, mps (default: automatic)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_train_fast)
+
+    p = commands.add_parser(
+        "stylize-fast",
+        help="stylise an image with a trained feed-forward network",
+        description="Stylise IMAGE with a network trained by 'nstlab train-fast': one forward pass.",
+    )
+    p.add_argument("model", type=Path, metavar="MODEL.pth")
+    p.add_argument("image", metavar="IMAGE", help="content image: a file or the name of a bundled image")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.png", help="output image file")
+    p.add_argument("--size", type=int, help="long side of the result (default: the image's own size)")
+    p.add_argument("--device", help="e.g. cpu, cuda, mps (default: automatic)")
+    p.set_defaults(run=_run_stylize_fast)
+
+
+def _run_train_fast(args: argparse.Namespace) -> int:
+    """Handler of ``nstlab train-fast``: 0 when done, 130 when interrupted (checkpoint saved),
+    1 when stopped by a non-finite loss."""
+    result = fast.train_fast(
+        args.style,
+        args.content_dir,
+        steps=args.steps,
+        size=args.size,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        channels=args.channels,
+        checkpoint=args.output,
+        checkpoint_every=args.checkpoint_every,
+        resume=not args.restart,
+        seed=args.seed,
+        device=args.device,
+        weights=args.weights,
+        progress=not args.no_progress,
+    )
+    if result.interrupted:
+        print(
+            f"nstlab: {result.stopped_reason}; checkpoint {args.output} is at step {result.steps}: "
+            "run the same command to resume"
+        )
+        return 130
+    if result.stopped_reason is not None:
+        print(f"{PROG}: error: {result.stopped_reason}")
+        return 1
+    if not result.step_times:
+        print(f"{PROG}: {args.output} already has {result.steps} steps; nothing to do (raise --steps to train longer)")
+    else:
+        print(f"{PROG}: wrote {args.output} ({result.summary()})")
+    return 0
+
+
+def _run_stylize_fast(args: argparse.Namespace) -> int:
+    """Handler of ``nstlab stylize-fast``: writes OUT and returns 0."""
+    if args.output.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImageError(
+            f"{args.output}: unknown image suffix {args.output.suffix!r}; use one of {sorted(IMAGE_SUFFIXES)}"
+        )
+    if args.size is not None and args.size < fast.TransformerNet.MIN_SIDE:
+        raise ValueError(f"stylize-fast: --size must be >= {fast.TransformerNet.MIN_SIDE}, got {args.size}")
+    model = fast.load_model(args.model, args.device)
+    began = time.perf_counter()
+    image = fast.stylize_fast(model, args.image, args.size)
+    seconds = time.perf_counter() - began
+    save_image(image, args.output)
+    h, w = image.shape[-2:]
+    trained_with = model.meta.get("weights_name", "?")
+    print(f"{PROG}: wrote {args.output} ({h}x{w} px in {seconds:.2f} s; network trained with {trained_with} VGG19)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``nstlab`` parser: one subcommand per ``_add_*`` function."""
     parser = _Parser(prog=PROG, description="nstlab: neural style transfer, step by step.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_stylize(commands)
     _add_images(commands)
-    fast.add_cli_commands(commands)
+    _add_fast(commands)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Colour tools for "Preserving Color in Neural Artistic Style Transfer" (Gatys et al., 2016).
+"""Colour tools for "Preserving Color in Neural Artistic Style Transfer" (Gatys et al., 2016) — textbook layer.
 
 Two methods: style transfer on the luminance only (YIQ space; the content's I and Q are put back
 afterwards), and linear colour transfer x' = A (x - mu_s) + mu_t that gives one image the mean and

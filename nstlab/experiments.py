@@ -1,4 +1,5 @@
-"""The course's experiments as plain functions: each notebook and its widget call these, and so do the tests.
+"""The course's experiments as plain functions — faces layer: each notebook and its widget call these, and so
+do the tests.
 
 Each ``visualize_…`` function runs one experiment at the given settings and returns a matplotlib Figure
 (or a small table); the notebooks' widget cells wrap them with :func:`nstlab.widgets.rerun`.
@@ -6,12 +7,15 @@ Each ``visualize_…`` function runs one experiment at the given settings and re
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import html
 import math
 import os
 import platform
+import statistics
 import textwrap
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,14 +32,15 @@ from matplotlib.patches import Rectangle
 from torchvision.transforms.functional import gaussian_blur
 
 from nstlab import __version__ as nstlab_version
-from nstlab import color, losses, plotting
+from nstlab import color, fast, losses, plotting
 from nstlab import vgg as _vgg
 from nstlab.images import as_image, list_images, load_image, resize, sample_image_path
-from nstlab.optimize import GATYS_STYLE_LAYERS, PRESETS, Result, resolve_options, stylize
+from nstlab.optimize import PRESETS, Result, resolve_options, stylize
 from nstlab.plotting import MAX_FIGURE_WIDTH, draw_image, image_array, image_rows_figure
 from nstlab.settings import default_device, is_smoke, smoke_or
 from nstlab.ssim import gaussian_window, local_statistics, ssim
 from nstlab.vgg import (
+    GATYS_STYLE_LAYERS,
     IMAGENET_MEAN,
     IMAGENET_STD,
     RELU_LAYERS,
@@ -50,7 +55,7 @@ from nstlab.vgg import (
 RECONSTRUCTION_LAYERS = ["relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2"]
 """Gatys et al.'s content reconstructions (Fig. 1): their conv1_2 ... conv5_2, post-ReLU blobs in Caffe."""
 
-TEXTURE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+TEXTURE_LAYERS = GATYS_STYLE_LAYERS
 """Gatys et al.'s style layers: their conv1_1 ... conv5_1 (post-ReLU, as above)."""
 
 GRAM_CONVENTIONS = ("none", "1/(HW)", "1/(CHW)", "Gatys E_l")
@@ -1022,9 +1027,8 @@ def layer_loss_scales(
     out: dict[str, dict[str, float]] = {"mean activation": {}, "E_l(0, A)": {}}
     for layer in layers:
         f = feats[layer].double()
-        a = losses.gram_matrix(f)
         out["mean activation"][layer] = float(f.mean())
-        out["E_l(0, A)"][layer] = float(losses.style_layer_loss(torch.zeros_like(a), a, f.shape[-2] * f.shape[-1]))
+        out["E_l(0, A)"][layer] = losses.style_target(losses.gram_matrix(f, "hw"), f.shape[-2] * f.shape[-1]).scale
     return out
 
 
@@ -1622,32 +1626,11 @@ EVAL_CONTENT_LAYER = "relu4_2"
 """The content layer of the method-independent yardstick (Gatys' conv4_2)."""
 
 
-def relative_content_loss(x_feat: torch.Tensor, target_feat: torch.Tensor) -> torch.Tensor:
-    """The engine's normalised content term: mean (F - P)^2 / mean P^2 (a relative squared error).
-
-    Inputs:
-    - x_feat: (N, C, H, W); target_feat: (1 or N, C, H, W).
-    Returns:
-    - (N,) one value per image.
-    """
-    d = (x_feat - target_feat).pow(2).mean(dim=(1, 2, 3))
-    return d / target_feat.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-30)
-
-
-def relative_style_terms(x_feat: torch.Tensor, style_feat: torch.Tensor) -> torch.Tensor:
-    """The engine's normalised style term of one layer: E_l(G, A) / E_l(0, A).
-
-    With Grams averaged over positions (G^ = G / M) this is ||G^ - A^||^2 / ||A^||^2, so the style
-    image may have another size than x (the engine rescales A by M_x / M_style: the same thing).
-
-    Inputs:
-    - x_feat: (N, C, H, W); style_feat: (1, C, Hs, Ws) features of the style image.
-    Returns:
-    - (N,) one value per image.
-    """
-    g = losses.gram_matrix(x_feat, "hw")
-    a = losses.gram_matrix(style_feat, "hw")
-    return (g - a).pow(2).sum(dim=(1, 2)) / a.pow(2).sum(dim=(1, 2)).clamp_min(1e-30)
+def normalized_style_term(x_feat: torch.Tensor, style_feat: torch.Tensor) -> float:
+    """The engine's normalised style term of one layer, E_l(G, A) / E_l(0, A) (losses.StyleTarget), for
+    one image x (1, C, H, W) and the style image's features (1, C, Hs, Ws) of any size."""
+    target = losses.style_target(losses.gram_matrix(style_feat, "hw"), x_feat.shape[-2] * x_feat.shape[-1])
+    return float(losses.normalized_style_loss({0: losses.gram_matrix(x_feat)}, {0: target}, {0: 1.0}))
 
 
 def evaluate_images(
@@ -1692,7 +1675,7 @@ def evaluate_images(
         for name, img in images.items():
             x = img.to(vgg.device)
             fx = vgg(x)
-            style_terms = [relative_style_terms(fx[layer], fs[layer]) for layer in style_layers]
+            style_terms = [normalized_style_term(fx[layer], fs[layer]) for layer in style_layers]
             lpips_c = losses.perceptual_distance(
                 {k: fx[k] for k in losses.LPIPS_LAYERS}, {k: fc[k] for k in losses.LPIPS_LAYERS}
             )
@@ -1702,8 +1685,8 @@ def evaluate_images(
             rows.append(
                 {
                     "image": name,
-                    "content loss": float(relative_content_loss(fx[content_layer], fc[content_layer])),
-                    "style loss": float(torch.stack(style_terms).mean()),
+                    "content loss": float(losses.normalized_content_loss(fx[content_layer], fc[content_layer])),
+                    "style loss": sum(style_terms) / len(style_terms),
                     "SSIM to content": float(ssim(x, content_hw)),
                     "LPIPS to content": float(lpips_c),
                     "LPIPS to style": float(lpips_s),
@@ -1918,7 +1901,7 @@ def visualize_equal_distance(
         ref = vgg(img)
 
         def content(a: torch.Tensor, b: torch.Tensor) -> float:
-            return float(relative_content_loss(vgg_content(b)[EVAL_CONTENT_LAYER], ref[EVAL_CONTENT_LAYER]))
+            return float(losses.normalized_content_loss(vgg_content(b)[EVAL_CONTENT_LAYER], ref[EVAL_CONTENT_LAYER]))
 
         def mse(a: torch.Tensor, b: torch.Tensor) -> float:
             return float((a - b).pow(2).mean())
@@ -2081,7 +2064,7 @@ def ssim_reweighting_rows(
     with torch.no_grad():
         fx = vgg(x.to(vgg.device))
         fs = vgg(_image(style, size).to(vgg.device))
-        terms = {l: float(relative_style_terms(fx[l], fs[l])) for l in layers}
+        terms = {l: normalized_style_term(fx[l], fs[l]) for l in layers}
         factors = {
             l: float(losses.ssim_gram_factor(losses.gram_matrix(fx[l], "hw"), losses.gram_matrix(fs[l], "hw")))
             for l in layers
@@ -2548,3 +2531,123 @@ def visualize_evaluation(
     _mpl_table(bottom.subplots(), rows)
     _add_weights_footer(fig, [result.weights_name])
     return fig
+
+
+# --- notebook 11: fast style transfer ------------------------------------------------------------------
+
+def plot_training(
+    result: fast.FastTrainingResult, test_images: Sequence[str] = fast.HELD_OUT, size: int | None = None
+) -> Figure:
+    """The trained network on ``test_images`` (bundled names, long side ``size``, default
+    smoke_or(256, 64)), the style image and the loss curves, with the weights footer."""
+    size = smoke_or(256, 64) if size is None else size
+    panels = [
+        (f"{name} (held out)" if name in fast.HELD_OUT else name, fast.stylize_fast(result.model, name, size))
+        for name in test_images
+    ]
+    style = result.settings["style"]
+    if not style.startswith("tensor("):
+        panels.append((f"style: {os.path.splitext(os.path.basename(style))[0]}", as_image(style, size)))
+    return plotting.plot_images_and_losses(panels, result.history, result.weights_name,
+                                           f"training ({result.steps} steps)")
+
+
+def visualize_training(
+    style: torch.Tensor | str | os.PathLike,
+    style_weight: float = fast.DEFAULT_STYLE_WEIGHT,
+    content_weight: float = fast.DEFAULT_CONTENT_WEIGHT,
+    tv_weight: float = fast.DEFAULT_TV_WEIGHT,
+    test_images: Sequence[str] = fast.HELD_OUT,
+    test_size: int | None = None,
+    **train_options: Any,
+) -> Figure:
+    """Train a network (:func:`nstlab.fast.train_fast` with ``train_options``) and :func:`plot_training` it:
+    the function behind the notebook's re-training widget."""
+    result = fast.train_fast(
+        style, content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, **train_options
+    )
+    return plot_training(result, test_images, test_size)
+
+
+@dataclass
+class SpeedComparison:
+    """Time to stylise the same image on the same device: optimisation vs one forward pass."""
+
+    optimization_seconds: float
+    forward_seconds: float  # median of ``repeats`` passes after one warm-up pass
+    steps: int  # optimisation steps
+    size_hw: tuple[int, int]
+    device: str
+    weights_name: str
+    optimized_image: torch.Tensor = field(repr=False)
+    fast_image: torch.Tensor = field(repr=False)
+
+    @property
+    def speedup(self) -> float:
+        return self.optimization_seconds / max(self.forward_seconds, 1e-12)
+
+    def table(self) -> str:
+        """A small text table of the two timings."""
+        h, w = self.size_hw
+        return "\n".join(
+            [
+                f"{h}x{w} px on {self.device}",
+                f"{'method':<34}{'seconds':>10}",
+                f"{f'optimisation ({self.steps} steps)':<34}{self.optimization_seconds:>10.3f}",
+                f"{'feed-forward network (1 pass)':<34}{self.forward_seconds:>10.4f}",
+                f"speed-up: {self.speedup:.0f}x",
+            ]
+        )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def compare_speed(
+    model: fast.TransformerNet,
+    content: torch.Tensor | str | os.PathLike,
+    style: torch.Tensor | str | os.PathLike,
+    size: int | None = None,
+    steps: int | None = None,
+    device: str | torch.device | None = None,
+    weights: str | os.PathLike | None = None,
+    repeats: int = 3,
+    **stylize_options: Any,
+) -> SpeedComparison:
+    """Time :func:`nstlab.optimize.stylize` and :func:`nstlab.fast.stylize_fast` on the same image and device.
+
+    Inputs: content/style as for ``stylize``; size: long side (smoke_or(256, 64)); steps: the
+    optimisation's steps (default: the engine's); stylize_options go to ``stylize``.
+    Returns: a :class:`SpeedComparison` (wall-clock seconds, both images).
+    """
+    size = fast._check_int("compare_speed", "size", smoke_or(256, 64) if size is None else size, 16)
+    repeats = fast._check_int("compare_speed", "repeats", repeats, 1)
+    device = default_device(device)
+    image = as_image(content, size)
+    _sync(device)
+    began = time.perf_counter()
+    result = stylize(
+        image, style, size=size, steps=steps, device=device, weights=weights, progress=False, **stylize_options
+    )
+    _sync(device)
+    optimization_seconds = time.perf_counter() - began
+    net = model if next(model.parameters()).device == device else copy.deepcopy(model).to(device)
+    fast_image = fast.stylize_fast(net, image)  # warm-up (allocations, kernel choice)
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fast_image = fast.stylize_fast(net, image)
+        _sync(device)
+        times.append(time.perf_counter() - began)
+    return SpeedComparison(
+        optimization_seconds=optimization_seconds,
+        forward_seconds=statistics.median(times),
+        steps=len(result.history["total"]),
+        size_hw=tuple(image.shape[-2:]),
+        device=str(device),
+        weights_name=result.weights_name,
+        optimized_image=result.image,
+        fast_image=fast_image,
+    )

@@ -1,21 +1,20 @@
-"""Fast style transfer (Johnson, Alahi & Fei-Fei, 2016): train a feed-forward network once per
-style with the perceptual loss, then stylising a new image is a single forward pass.
+"""Fast style transfer (Johnson, Alahi & Fei-Fei, 2016) — engine layer: train a feed-forward network
+once per style with the perceptual loss, then stylising a new image is a single forward pass.
 
 - :class:`TransformerNet`: Johnson's image transformation network, with instance normalisation
   (Ulyanov et al., 2016) and nearest-neighbour upsampling + convolution instead of transposed
   convolutions (no checkerboard artefacts).
-- :class:`PerceptualLoss`: content + style + total variation of a batch, scaled as the engine's
-  ``normalize_losses=True`` (see :mod:`nstlab.optimize`), so the weights are unitless.
+- :class:`PerceptualLoss`: content + style + total variation of a batch, with the normalised losses
+  of :mod:`nstlab.losses` (as the engine's ``normalize_losses=True``), so the weights are unitless.
 - :func:`train_fast`: the training loop over random augmented crops of a folder of content images,
   with atomic, resumable checkpoints; :func:`save_model`, :func:`load_model`, :func:`stylize_fast`.
-- :func:`compare_speed`: optimisation (:func:`nstlab.optimize.stylize`) vs one forward pass.
-- :func:`add_cli_commands`: ``nstlab train-fast`` and ``nstlab stylize-fast``.
+
+Imports the textbook layer and the kernels; its figures are in the experiments of notebook 11 and its
+commands (``nstlab train-fast``, ``nstlab stylize-fast``) in :mod:`nstlab.cli`.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
 import functools
 import hashlib
 import math
@@ -25,29 +24,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from nstlab import losses
+from nstlab import _kernels, losses
 from nstlab.images import (
     IMAGE_SUFFIXES,
-    ImageError,
     as_image,
     list_images,
     load_image,
     resize,
     sample_image_path,
-    save_image,
 )
 from nstlab.settings import default_device, keep_freed_memory, smoke_or
 from nstlab.vgg import VGGFeatures
-
-if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn (the CLI starts faster)
-    from matplotlib.figure import Figure
 
 JOHNSON_CONTENT_LAYERS = ["relu2_2"]
 """Johnson et al.'s content layer (VGG16 relu2_2; the same name in VGG19)."""
@@ -172,19 +166,17 @@ def count_parameters(model: nn.Module) -> int:
 # ----------------------------------------------------------------------------- the loss
 
 
-def _positions(feat: torch.Tensor) -> int:
-    return feat.shape[-2] * feat.shape[-1]
-
-
 class PerceptualLoss(nn.Module):
     """Johnson et al.'s perceptual loss of a batch of network outputs, with the engine's scaling.
 
     total = content_weight * content + style_weight * style + tv_weight * tv, each term averaged
     over the batch:
 
-    - content: sum_l mean (F_l - P_l)^2 / (n_layers * mean P_l^2), P_l from the input batch;
-    - style: sum_l w_l E_l(G_l, A_l) / E_l(0, A_l) with uniform w_l; the style image's Grams A_l are
-      computed once (its long side ``style_size``) and rescaled by M_output / M_style;
+    - content: the mean over the content layers of :func:`nstlab.losses.normalized_content_loss`,
+      P_l from the input batch;
+    - style: :func:`nstlab.losses.normalized_style_loss` with uniform w_l; the style image's Grams are
+      computed once (its long side ``style_size``) and made into :class:`nstlab.losses.StyleTarget` for
+      the output's size;
     - tv: ``tv_loss(output, "l1", reduction="mean")``.
 
     Inputs to forward: output (N, 3, H, W) of the network, content (N, 3, H, W) its input.
@@ -220,8 +212,7 @@ class PerceptualLoss(nn.Module):
             raise ValueError(f"PerceptualLoss: style must be one image (1, 3, H, W), got {tuple(style_image.shape)}")
         with torch.no_grad():
             feats = self.vgg(style_image)
-            self.style_grams = losses.style_grams(feats, keys)  # {layer: (1, C, C)}
-        self.style_positions = {key: _positions(feats[key]) for key in keys}
+            self.mean_grams = {key: losses.gram_matrix(feats[key], "hw") for key in keys}  # {layer: (1, C, C)}
 
     def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
         if output.shape != content.shape:
@@ -233,17 +224,13 @@ class PerceptualLoss(nn.Module):
             targets = self.vgg(content)
         feats = self.vgg(output)
         content_term = sum(
-            losses.content_loss(feats[layer], targets[layer], "mean")
-            / (len(self.content_layers) * n * max(float(targets[layer].pow(2).mean()), 1e-30))
-            for layer in self.content_layers
-        )
-        grams, factors = {}, {}
-        for key, gram in self.style_grams.items():
-            m = _positions(feats[key])
-            grams[key] = gram * (m / self.style_positions[key])
-            zero_loss = float(losses.style_layer_loss(torch.zeros_like(grams[key]), grams[key], m))
-            factors[key] = self.layer_weights[key] / max(zero_loss, 1e-30)
-        style_term = losses.style_loss(feats, grams, factors) / n
+            losses.normalized_content_loss(feats[layer], targets[layer]) for layer in self.content_layers
+        ) / (len(self.content_layers) * n)
+        style_targets = {
+            key: losses.style_target(g, losses.n_positions(feats, key)) for key, g in self.mean_grams.items()
+        }
+        grams = _kernels.style_grams(feats, style_targets)
+        style_term = losses.normalized_style_loss(grams, style_targets, self.layer_weights) / n
         tv_term = losses.tv_loss(output, "l1", reduction="mean") / n
         total = self.content_weight * content_term + self.style_weight * style_term + self.tv_weight * tv_term
         return {"total": total, "content": content_term, "style": style_term, "tv": tv_term}
@@ -668,245 +655,3 @@ def stylize_fast(
     finally:
         model.train(was_training)
     return out.clamp(0, 1).cpu()
-
-
-def show_training(
-    result: FastTrainingResult, test_images: Sequence[str] = HELD_OUT, size: int | None = None
-) -> Figure:
-    """The trained network on ``test_images`` (bundled names, long side ``size``, default
-    smoke_or(256, 64)), the style image and the loss curves, with the weights footer."""
-    from matplotlib.figure import Figure
-
-    from nstlab import plotting
-
-    size = smoke_or(256, 64) if size is None else size
-    panels = [
-        (f"{name} (held out)" if name in HELD_OUT else name, stylize_fast(result.model, name, size))
-        for name in test_images
-    ]
-    style = result.settings["style"]
-    if not style.startswith("tensor("):
-        panels.append((f"style: {Path(style).stem}", as_image(style, size)))
-    n = len(panels)
-    fig = Figure(figsize=(3.0 * n + 4.5, 3.4), layout="constrained")
-    grid = fig.add_gridspec(1, n + 1, width_ratios=[1.0] * n + [1.5])
-    for i, (title, image) in enumerate(panels):
-        ax = fig.add_subplot(grid[0, i])
-        ax.imshow(image[0].permute(1, 2, 0).numpy())
-        ax.set_title(title, fontsize=10)
-        ax.axis("off")
-    plotting.plot_losses(result.history, ax=fig.add_subplot(grid[0, n]), title=f"training ({result.steps} steps)")
-    fig.supxlabel(plotting.weights_footer(result.weights_name), fontsize=8)
-    return fig
-
-
-def train_and_show(
-    style: torch.Tensor | str | os.PathLike,
-    style_weight: float = DEFAULT_STYLE_WEIGHT,
-    content_weight: float = DEFAULT_CONTENT_WEIGHT,
-    tv_weight: float = DEFAULT_TV_WEIGHT,
-    test_images: Sequence[str] = HELD_OUT,
-    test_size: int | None = None,
-    **train_options: Any,
-) -> Figure:
-    """Train a network (:func:`train_fast` with ``train_options``) and :func:`show_training` it:
-    the function behind the notebook's re-training widget."""
-    result = train_fast(
-        style, content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, **train_options
-    )
-    return show_training(result, test_images, test_size)
-
-
-@dataclass
-class SpeedComparison:
-    """Time to stylise the same image on the same device: optimisation vs one forward pass."""
-
-    optimization_seconds: float
-    forward_seconds: float  # median of ``repeats`` passes after one warm-up pass
-    steps: int  # optimisation steps
-    size_hw: tuple[int, int]
-    device: str
-    weights_name: str
-    optimized_image: torch.Tensor = field(repr=False)
-    fast_image: torch.Tensor = field(repr=False)
-
-    @property
-    def speedup(self) -> float:
-        return self.optimization_seconds / max(self.forward_seconds, 1e-12)
-
-    def table(self) -> str:
-        """A small text table of the two timings."""
-        h, w = self.size_hw
-        return "\n".join(
-            [
-                f"{h}x{w} px on {self.device}",
-                f"{'method':<34}{'seconds':>10}",
-                f"{f'optimisation ({self.steps} steps)':<34}{self.optimization_seconds:>10.3f}",
-                f"{'feed-forward network (1 pass)':<34}{self.forward_seconds:>10.4f}",
-                f"speed-up: {self.speedup:.0f}x",
-            ]
-        )
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def compare_speed(
-    model: TransformerNet,
-    content: torch.Tensor | str | os.PathLike,
-    style: torch.Tensor | str | os.PathLike,
-    size: int | None = None,
-    steps: int | None = None,
-    device: str | torch.device | None = None,
-    weights: str | os.PathLike | None = None,
-    repeats: int = 3,
-    **stylize_options: Any,
-) -> SpeedComparison:
-    """Time :func:`nstlab.optimize.stylize` and :func:`stylize_fast` on the same image and device.
-
-    Inputs: content/style as for ``stylize``; size: long side (smoke_or(256, 64)); steps: the
-    optimisation's steps (default: the engine's); stylize_options go to ``stylize``.
-    Returns: a :class:`SpeedComparison` (wall-clock seconds, both images).
-    """
-    from nstlab.optimize import stylize
-
-    size = _check_int("compare_speed", "size", smoke_or(256, 64) if size is None else size, 16)
-    repeats = _check_int("compare_speed", "repeats", repeats, 1)
-    device = default_device(device)
-    image = as_image(content, size)
-    _sync(device)
-    began = time.perf_counter()
-    result = stylize(
-        image, style, size=size, steps=steps, device=device, weights=weights, progress=False, **stylize_options
-    )
-    _sync(device)
-    optimization_seconds = time.perf_counter() - began
-    net = model if next(model.parameters()).device == device else copy.deepcopy(model).to(device)
-    fast_image = stylize_fast(net, image)  # warm-up (allocations, kernel choice)
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fast_image = stylize_fast(net, image)
-        _sync(device)
-        times.append(time.perf_counter() - began)
-    return SpeedComparison(
-        optimization_seconds=optimization_seconds,
-        forward_seconds=statistics.median(times),
-        steps=len(result.history["total"]),
-        size_hw=tuple(image.shape[-2:]),
-        device=str(device),
-        weights_name=result.weights_name,
-        optimized_image=result.image,
-        fast_image=fast_image,
-    )
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def add_cli_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``train-fast`` and ``stylize-fast`` on the ``nstlab`` subparsers (``run`` = handler)."""
-    p = commands.add_parser(
-        "train-fast",
-        help="train a feed-forward style network (Johnson et al.)",
-        description="Train a feed-forward network for one style on crops of a folder of photos. MODEL.pth "
-        "is written every --checkpoint-every steps and on Ctrl-C: run the same command again to resume.",
-    )
-    p.add_argument("--style", required=True, help="style image: a file or the name of a bundled style image")
-    p.add_argument(
-        "--content-dir",
-        type=Path,
-        help=f"folder of training photos (default: the bundled content images minus {', '.join(HELD_OUT)})",
-    )
-    p.add_argument(
-        "-o", "--output", required=True, type=Path, metavar="MODEL.pth",
-        help="the trained network, also the resumable checkpoint",
-    )
-    p.add_argument("--steps", type=int, help="total training steps (default 2000)")
-    p.add_argument("--size", type=int, help="crop side in pixels (default 256)")
-    p.add_argument("--batch-size", type=int, help="crops per step (default 4)")
-    p.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"Adam learning rate (default {DEFAULT_LR:g})")
-    p.add_argument("--content-weight", type=float, default=DEFAULT_CONTENT_WEIGHT)
-    p.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT)
-    p.add_argument("--tv-weight", type=float, default=DEFAULT_TV_WEIGHT)
-    p.add_argument("--channels", type=int, default=32, help="width of the network's first layer (default 32)")
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 100)")
-    p.add_argument("--restart", action="store_true", help="start again even if MODEL.pth exists")
-    p.add_argument(
-        "--weights", metavar="imagenet|random|PATH", help="VGG19 weights (default: $NSTLAB_WEIGHTS or imagenet)"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", help="e.g. cpu, cuda, mps (default: automatic)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=run_train_fast)
-
-    p = commands.add_parser(
-        "stylize-fast",
-        help="stylise an image with a trained feed-forward network",
-        description="Stylise IMAGE with a network trained by 'nstlab train-fast': one forward pass.",
-    )
-    p.add_argument("model", type=Path, metavar="MODEL.pth")
-    p.add_argument("image", metavar="IMAGE", help="content image: a file or the name of a bundled image")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.png", help="output image file")
-    p.add_argument("--size", type=int, help="long side of the result (default: the image's own size)")
-    p.add_argument("--device", help="e.g. cpu, cuda, mps (default: automatic)")
-    p.set_defaults(run=run_stylize_fast)
-
-
-def run_train_fast(args: argparse.Namespace) -> int:
-    """Handler of ``nstlab train-fast``: 0 when done, 130 when interrupted (checkpoint saved),
-    1 when stopped by a non-finite loss."""
-    result = train_fast(
-        args.style,
-        args.content_dir,
-        steps=args.steps,
-        size=args.size,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        content_weight=args.content_weight,
-        style_weight=args.style_weight,
-        tv_weight=args.tv_weight,
-        channels=args.channels,
-        checkpoint=args.output,
-        checkpoint_every=args.checkpoint_every,
-        resume=not args.restart,
-        seed=args.seed,
-        device=args.device,
-        weights=args.weights,
-        progress=not args.no_progress,
-    )
-    if result.interrupted:
-        print(
-            f"nstlab: {result.stopped_reason}; checkpoint {args.output} is at step {result.steps}: "
-            "run the same command to resume"
-        )
-        return 130
-    if result.stopped_reason is not None:
-        print(f"nstlab: error: {result.stopped_reason}")
-        return 1
-    if not result.step_times:
-        print(f"nstlab: {args.output} already has {result.steps} steps; nothing to do (raise --steps to train longer)")
-    else:
-        print(f"nstlab: wrote {args.output} ({result.summary()})")
-    return 0
-
-
-def run_stylize_fast(args: argparse.Namespace) -> int:
-    """Handler of ``nstlab stylize-fast``: writes OUT and returns 0."""
-    if args.output.suffix.lower() not in IMAGE_SUFFIXES:
-        raise ImageError(
-            f"{args.output}: unknown image suffix {args.output.suffix!r}; use one of {sorted(IMAGE_SUFFIXES)}"
-        )
-    if args.size is not None and args.size < TransformerNet.MIN_SIDE:
-        raise ValueError(f"stylize-fast: --size must be >= {TransformerNet.MIN_SIDE}, got {args.size}")
-    model = load_model(args.model, args.device)
-    began = time.perf_counter()
-    image = stylize_fast(model, args.image, args.size)
-    seconds = time.perf_counter() - began
-    save_image(image, args.output)
-    h, w = image.shape[-2:]
-    trained_with = model.meta.get("weights_name", "?")
-    print(f"nstlab: wrote {args.output} ({h}x{w} px in {seconds:.2f} s; network trained with {trained_with} VGG19)")
-    return 0

@@ -1,4 +1,4 @@
-"""Loading, saving and resizing images, and the registry of bundled sample images.
+"""Loading, saving and resizing images, and the registry of bundled sample images — textbook layer.
 
 Every image in nstlab is a float32 tensor of shape (N, 3, H, W) with values in [0, 1], RGB.
 """

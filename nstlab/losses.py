@@ -1,9 +1,15 @@
-"""Losses of neural style transfer.
+"""Losses of neural style transfer — textbook layer: each formula is one short function.
 
 Content (Gatys et al.), Gram matrices with the activation shift and the chained inter-layer Gram of
 Novak & Nikulin, the style loss with plain or geometric layer weights, total variation (anisotropic
 L1 of the course notes; squared / beta form of Mahendran & Vedaldi and Johnson et al.), the
-SSIM-weighted style term of Prabhu & McAteer, and the LPIPS-form perceptual distance.
+SSIM-weighted style term of Prabhu & McAteer, the LPIPS-form perceptual distance, and the
+normalised losses that make the weights unitless (:func:`normalized_content_loss`,
+:class:`StyleTarget`, :func:`normalized_style_loss`).
+
+Layer 1 (textbook): imports only ``nstlab.ssim``. These are the functions the notebooks point to and
+the exercises check against. The engine computes the same Grams faster in ``nstlab._kernels``;
+tests/test_kernels.py holds the two equal.
 
 Conventions: features are (N, C, H, W); Grams are (N, Ca, Cb). A target (content features or
 target Gram) may have batch 1 and is then broadcast against a batch of N. Every scalar loss is the
@@ -13,8 +19,8 @@ total over the batch, i.e. the sum of the per-image losses.
 from __future__ import annotations
 
 import math
-import platform
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +108,7 @@ def content_loss(
 
 
 def _gram_divisor(normalize: str, ca: int, cb: int, m: int) -> float:
+    """What a Gram summed over m positions is divided by under each normalisation."""
     if normalize == "hw":
         return float(m)
     if normalize == "chw":
@@ -128,126 +135,9 @@ def gram_matrix(feat: torch.Tensor, normalize: str = "none", shift: float = 0.0)
     _check_option(fn, "normalize", normalize, GRAM_NORMALIZATIONS)
     _check_feats(fn, "feat", feat)
     n, c, h, w = feat.shape
-    gram = _GramProduct.apply(feat, None, float(shift))
-    return gram if normalize == "none" else gram / _gram_divisor(normalize, c, c, h * w)
-
-
-# How the products over positions are computed (the maths is just sum_k A_ik B_jk); see
-# benchmarks/README.md for the measurements behind it.
-
-
-def _stored_channels_last(feat: torch.Tensor) -> bool:
-    """True if (N, C, H, W) features are stored channels_last, as the engine's VGG19 makes them on CPU."""
-    return feat.is_contiguous(memory_format=torch.channels_last) and not feat.is_contiguous()
-
-
-def _as_matrix(feat: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """(N, C, H, W) as a matrix view without a copy: (N, C, HW), or (N, HW, C) (second value
-    True) when the features are stored channels_last."""
-    n, c, h, w = feat.shape
-    if _stored_channels_last(feat):
-        return feat.permute(0, 2, 3, 1).reshape(n, h * w, c), True
-    return feat.reshape(n, c, h * w), False
-
-
-_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
-
-
-def _by_convolution(*tensors: torch.Tensor) -> bool:
-    """On an x86-64 CPU in float32, compute a product over positions as a 1x1 convolution: oneDNN's
-    convolution kernels ran it about 2x faster than torch.matmul's BLAS (benchmarks/README.md).
-    Elsewhere (GPU, ARM: not measured) torch.matmul is used."""
-    return (
-        _X86_64
-        and torch.backends.mkldnn.is_available()
-        and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-    )
-
-
-# dilation=2 changes nothing for a 1x1 kernel, but makes PyTorch use oneDNN even single-threaded.
-_ONEDNN_DILATION = 2
-
-
-def _positions_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sum_k A_ik B_jk over the positions k: (N, Ca, H, W), (N, Cb, H, W) -> (N, Ca, Cb)."""
-    n, ca, cb = a.shape[0], a.shape[1], b.shape[1]
-    if _by_convolution(a, b):  # the weight gradient of a 1x1 convolution of B with output gradient A
-        grams = [
-            torch.nn.grad.conv2d_weight(b[i : i + 1], (ca, cb, 1, 1), a[i : i + 1], dilation=_ONEDNN_DILATION)
-            for i in range(n)
-        ]
-        return grams[0].view(1, ca, cb) if n == 1 else torch.stack(grams).view(n, ca, cb)
-    (ma, a_first), (mb, b_first) = _as_matrix(a), _as_matrix(b)
-    return (ma.transpose(1, 2) if a_first else ma) @ (mb if b_first else mb.transpose(1, 2))
-
-
-def _mix_channels(weight: torch.Tensor, x: torch.Tensor, shift: float) -> torch.Tensor:
-    """weight @ (x + shift) at every position (a 1x1 convolution; the shift becomes its bias):
-    (N, Ca, Cb), (N, Cb, H, W) -> (N, Ca, H, W)."""
-    n, ca, cb = weight.shape
-    h, w = x.shape[-2:]
-    bias = shift * weight.sum(dim=2) if shift != 0 else None  # (N, Ca)
-    if _by_convolution(weight, x):
-        mixed = [
-            F.conv2d(x[i : i + 1], weight[i].reshape(ca, cb, 1, 1), None if bias is None else bias[i],
-                     dilation=_ONEDNN_DILATION)
-            for i in range(n)
-        ]
-        return mixed[0] if n == 1 else torch.cat(mixed)
-    m, positions_first = _as_matrix(x)
-    if positions_first:
-        out = m @ weight.transpose(1, 2)
-        out = out if bias is None else out + bias[:, None, :]
-        return out.view(n, h, w, ca).permute(0, 3, 1, 2)
-    out = weight @ m
-    return (out if bias is None else out + bias[:, :, None]).view(n, ca, h, w)
-
-
-class _GramProduct(torch.autograd.Function):
-    """G = sum over positions of (A + s)(B + s)^T, (N, Ca, Cb), for maps of the same H, W; B = None
-    for the Gram of A alone. The shifted maps are never stored: (A + s)(B + s)^T = A B^T
-    + s (row sums of A + row sums of B) + s^2 M, and in the backward pass the shift becomes a bias.
-    The Gram's backward dA = (dG + dG^T)(A + s) takes one product instead of autograd's two."""
-
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor | None, shift: float) -> torch.Tensor:
-        ctx.save_for_backward(a, b)
-        ctx.shift = shift
-        gram = _positions_product(a, a if b is None else b)
-        if shift == 0:
-            return gram
-        row_a = a.sum(dim=(2, 3))
-        row_b = row_a if b is None else b.sum(dim=(2, 3))
-        m = a.shape[-2] * a.shape[-1]
-        return gram + shift * (row_a[:, :, None] + row_b[:, None, :]) + shift * shift * m
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
-        a, b = ctx.saved_tensors
-        s = ctx.shift
-        if b is None:
-            return _mix_channels(grad + grad.transpose(1, 2), a, s), None, None
-        grad_a = _mix_channels(grad, b, s) if ctx.needs_input_grad[0] else None
-        grad_b = _mix_channels(grad.transpose(1, 2), a, s) if ctx.needs_input_grad[1] else None
-        return grad_a, grad_b, None
-
-
-class _UpsampleAdjoint(torch.autograd.Function):
-    """U^T for the bilinear upsampling U (align_corners=False) of a ``small_hw`` map to x's H, W: it takes a
-    large map to the small grid so that <U y, x> = <y, U^T x>. Its backward pass is U itself."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, small_hw: tuple[int, int]) -> torch.Tensor:
-        ctx.large_hw = tuple(x.shape[-2:])
-        # Keep the gradient in x's layout: a channels_last network fed a contiguous gradient slows down.
-        ctx.layout = torch.channels_last if _stored_channels_last(x) else torch.contiguous_format
-        n, c = x.shape[:2]
-        return torch.ops.aten.upsample_bilinear2d_backward(x, list(ctx.large_hw), [n, c, *small_hw], False)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        grad = grad.contiguous(memory_format=ctx.layout)
-        return F.interpolate(grad, size=ctx.large_hw, mode="bilinear", align_corners=False), None
+    f = feat.reshape(n, c, h * w) + shift  # F: (N, C, M), M = H*W positions
+    gram = f @ f.transpose(1, 2)  # G = F F^T
+    return gram / _gram_divisor(normalize, c, c, h * w)
 
 
 def _larger_first(fn: str, a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -263,15 +153,6 @@ def _larger_first(fn: str, a: torch.Tensor, b: torch.Tensor) -> bool:
     )
 
 
-def _upsampled_product(large: torch.Tensor, small: torch.Tensor, shift: float) -> torch.Tensor:
-    """sum_k (L + s)_ik (Up(S) + s)_jk over the large map's positions, (N, Cl, Cs), computed on the small grid:
-    Up(S) + s = Up(S + s) (bilinear weights sum to 1), so the sum is (U^T (L + s)) (S + s)^T, with a product
-    over the small map's positions (4x fewer across a pooling layer) and no upsampled copy of S."""
-    folded = _UpsampleAdjoint.apply(large + shift if shift != 0 else large, tuple(small.shape[-2:]))
-    product = _GramProduct.apply(folded, small, 0.0)
-    return product if shift == 0 else product + shift * folded.sum(dim=(2, 3))[:, :, None]
-
-
 def chained_gram(
     feat_a: torch.Tensor, feat_b: torch.Tensor, normalize: str = "none", shift: float = 0.0
 ) -> torch.Tensor:
@@ -279,7 +160,6 @@ def chained_gram(
 
     The smaller map is upsampled (bilinear) to the larger one's H x W first, so M = H*W of the
     larger map. "hw" divides by M, "chw" by sqrt(Ca*Cb)*M; chained_gram(f, f) == gram_matrix(f).
-    (The same sum is computed on the smaller grid, without the upsampled map: see _upsampled_product.)
 
     Inputs:
     - feat_a: (N, Ca, Ha, Wa), feat_b: (N, Cb, Hb, Wb) features of two layers (same N, dtype).
@@ -296,16 +176,19 @@ def chained_gram(
             f"{fn}: feat_a has shape {tuple(feat_a.shape)} ({feat_a.dtype}) but feat_b has shape "
             f"{tuple(feat_b.shape)} ({feat_b.dtype}); batch size and dtype must match"
         )
-    shift = float(shift)
-    ca, cb = feat_a.shape[1], feat_b.shape[1]
-    m = max(feat_a.shape[-2] * feat_a.shape[-1], feat_b.shape[-2] * feat_b.shape[-1])
-    if feat_a.shape[-2:] == feat_b.shape[-2:]:
-        gram = _GramProduct.apply(feat_a, feat_b, shift)
-    elif _larger_first(fn, feat_a, feat_b):
-        gram = _upsampled_product(feat_a, feat_b, shift)
-    else:
-        gram = _upsampled_product(feat_b, feat_a, shift).transpose(1, 2)
-    return gram if normalize == "none" else gram / _gram_divisor(normalize, ca, cb, m)
+    (n, ca), cb = feat_a.shape[:2], feat_b.shape[1]
+    hw = feat_a.shape[-2:] if _larger_first(fn, feat_a, feat_b) else feat_b.shape[-2:]
+    fa = upsample(feat_a, hw).reshape(n, ca, -1) + shift  # (N, Ca, M)
+    fb = upsample(feat_b, hw).reshape(n, cb, -1) + shift  # (N, Cb, M)
+    gram = fa @ fb.transpose(1, 2)
+    return gram / _gram_divisor(normalize, ca, cb, hw[0] * hw[1])
+
+
+def upsample(feat: torch.Tensor, hw: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Bilinear upsampling (align_corners=False) of (N, C, h, w) maps to (N, C, H, W); unchanged at its own size."""
+    if tuple(feat.shape[-2:]) == tuple(hw):
+        return feat
+    return F.interpolate(feat, size=tuple(hw), mode="bilinear", align_corners=False)
 
 
 # ----------------------------------------------------------------------------- style
@@ -573,6 +456,96 @@ def ssim_weighted_style_loss(
         factor = ssim_gram_factor(gram, target, window_size, sigma, k1, k2)
         term = w * (e * factor).sum()
         total = term if total is None else total + term
+    return total
+
+
+# ----------------------------------------------------------------------------- normalised losses
+# The raw terms have no natural scale (it depends on the layer, the network and the image size), so the
+# engine divides each one by a constant computed once from its own target: then every term is a relative
+# squared error, 0 at the target and 1 for an all-zero feature map or Gram, and the weights are unitless.
+
+
+def normalized_content_loss(x_feat: torch.Tensor, target_feat: torch.Tensor) -> torch.Tensor:
+    """The content loss as a relative squared error: sum (F - P)^2 / sum P^2 of each image.
+
+    Inputs:
+    - x_feat: (N, C, H, W) features F of the images; target_feat: (N or 1, C, H, W) content features P.
+    Returns:
+    - scalar: the sum over the batch of the per-image values.
+    """
+    fn = "normalized_content_loss"
+    _check_feats(fn, "x_feat", x_feat)
+    _check_feats(fn, "target_feat", target_feat)
+    _check_pair(fn, "x_feat", x_feat, "target_feat", target_feat)
+    error = (x_feat - target_feat).pow(2).sum(dim=(1, 2, 3))
+    return (error / target_feat.pow(2).sum(dim=(1, 2, 3)).clamp_min(1e-30)).sum()
+
+
+def n_positions(feats: Mapping[str, torch.Tensor], key: StyleKey) -> int:
+    """M of a style key: H*W of its layer, or of the larger map of a chained pair."""
+    names = (key,) if isinstance(key, str) else key
+    return max(_feature("n_positions", feats, name).shape[-2] * feats[name].shape[-1] for name in names)
+
+
+@dataclass(frozen=True)
+class StyleTarget:
+    """The target of one style term, prepared once from the style image(s).
+
+    - gram: (1, Ca, Cb) the target Gram A for the output's M positions: M times the style image's Gram
+      averaged over its own positions. A style image of another size than the output thus changes which
+      scale of texture is copied, not the size of the loss (this is the M_output / M_style rescale);
+    - n_positions: M, the output's number of positions for this term;
+    - scale: what E_l(G, A) is divided by: E_l(0, A) = sum A^2 / (4 Ca Cb M^2), the loss of an all-zero
+      Gram, for the normalised loss; 1.0 for the paper's raw loss.
+    """
+
+    gram: torch.Tensor
+    n_positions: int
+    scale: float
+
+
+def style_target(mean_gram: torch.Tensor, n_positions: int, normalize: bool = True) -> StyleTarget:
+    """:class:`StyleTarget` for an output with ``n_positions`` positions.
+
+    Inputs:
+    - mean_gram: (1, Ca, Cb) the style Gram averaged over positions, ``gram_matrix(f, "hw")`` (or a
+      weighted average of several style images' such Grams, to blend styles).
+    - n_positions: M of the output; normalize: False keeps the raw E_l (scale 1).
+    """
+    gram = mean_gram * n_positions
+    scale = float(style_layer_loss(torch.zeros_like(gram), gram, n_positions)) if normalize else 1.0
+    return StyleTarget(gram, n_positions, max(scale, 1e-30))
+
+
+def normalized_style_loss(
+    grams: Mapping[StyleKey, torch.Tensor],
+    targets: Mapping[StyleKey, StyleTarget],
+    layer_weights: Mapping[StyleKey, float],
+    ssim_factors: Mapping[StyleKey, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """sum_l w_l E_l(G_l, A_l) / E_l(0, A_l): each term a relative squared error of the Gram.
+
+    Inputs:
+    - grams: style key -> (N, Ca, Cb) unnormalised Gram G_l of the image (e.g. :func:`style_grams`).
+    - targets: style key -> :class:`StyleTarget` (its ``scale`` is E_l(0, A_l), or 1 for raw terms).
+    - layer_weights: style key -> w_l.
+    - ssim_factors: style key -> (N,) factor (1 - SSIM(G~_l, A~_l)) / 2 of the SSIM-weighted loss
+      (:func:`ssim_gram_factor`); None for Gatys' loss.
+    Returns:
+    - scalar: sum over the batch.
+    """
+    fn = "normalized_style_loss"
+    total = None
+    for key, target in targets.items():
+        if key not in grams:
+            raise ValueError(f"{fn}: no Gram for style key {key!r}; grams has {list(grams)}")
+        e = _style_layer_terms(fn, grams[key], target.gram, target.n_positions) / target.scale
+        if ssim_factors is not None:
+            e = e * ssim_factors[key]
+        term = layer_weights[key] * e.sum()
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError(f"{fn}: targets is empty")
     return total
 
 

@@ -1,18 +1,17 @@
-"""The optimisation engine: ``stylize(content, style, **options) -> Result``.
+"""The optimisation engine: ``stylize(content, style, **options) -> Result`` — engine layer.
 
 Gatys-style transfer optimises the pixels of an image x so that its VGG19 features match the
 content image's (content loss) and its Gram matrices match the style image's (style loss):
 
     total = content_weight * content + style_weight * style + tv_weight * tv
 
-``PRESETS`` holds the three methods of the course ("gatys", "novak", "ssim") as plain option
-dicts; every option can be overridden. ``DEFAULTS`` holds the options the presets share.
+The presets ("gatys", "novak", "ssim") and every option are in :mod:`nstlab.presets`.
 
 Loss scaling (``normalize_losses=True``, the default): each term is divided by a constant computed
-once per scale from its own target, so the weights are unitless and mean the same for ImageNet and
-random weights and at any size:
+once per scale from its own target, so the weights are unitless and mean the same at any size
+(:func:`nstlab.losses.normalized_content_loss`, :class:`nstlab.losses.StyleTarget`):
 
-- content: mean (F - P)^2 / mean P^2, averaged over the content layers (a relative squared error);
+- content: sum (F - P)^2 / sum P^2, averaged over the content layers (a relative squared error);
 - style: each key's E_l is divided by E_l(0, A) = sum A^2 / (4 Ca Cb M^2), the loss of a zero Gram,
   then weighted by the layer weights w_l (sum 1);
 - tv: mean |x[i, j+1] - x[i, j]| + ... (``tv_loss(x, "l1", reduction="mean")``).
@@ -20,9 +19,11 @@ random weights and at any size:
 With ``normalize_losses=False`` the paper's raw formulas are used: content 1/2 sum (F - P)^2 summed
 over the layers, style sum_l w_l E_l (the weights then need the papers' orders of magnitude).
 
-A style image of another size than the output gives Grams summed over a different number of
-positions M; each target Gram is therefore rescaled by M_output / M_style, so the style images'
-sizes (``style_scale``) change which scale of texture is copied, not the loss scale.
+The target Grams are the style images' Grams averaged over their positions, times the output's
+number of positions M, so the style images' sizes (``style_scale``) change which scale of texture is
+copied, not the loss scale.
+
+Imports the textbook layer and the kernels (``nstlab._kernels``: the Gram products), nothing above.
 """
 
 from __future__ import annotations
@@ -30,272 +31,26 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from nstlab import color, losses
-from nstlab.images import as_image, resize
-from nstlab.settings import default_device, keep_freed_memory, smoke_or
-from nstlab.vgg import RELU_LAYERS, VGG19_LAYERS, VGGFeatures
+from nstlab import _kernels, color, losses
+from nstlab.images import as_image, resize, target_size
+from nstlab.presets import DEFAULT_LR, DEFAULTS, LBFGS_HISTORY, OPTION_NAMES, PRESETS, _fail, resolve_options
+from nstlab.settings import default_device, keep_freed_memory
+from nstlab.vgg import VGG19_LAYERS, VGGFeatures
 
-# ----------------------------------------------------------------------------- options
-
-GATYS_STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-
-# How the weights were chosen (content_weight stays 1; the losses are normalised, see above).
-# Tuned with NSTLAB_WEIGHTS=random (no pretrained weights on the build machines) at 128 px,
-# content "tower_bridge" + style "van_gogh_cafe_terrace_at_night", checked on "chelsea_cat" +
-# "van_gogh_night_cafe" and at 192 px (the normalised losses came out the same at both sizes).
-# - gatys, style_weight in 0.1 ... 1000: at >= 10 the bridge melts into blobs, at 0.1-0.3 it
-#   keeps only a faint yellow tint; at 1 the towers, the walkway and the river lights are clear
-#   while the towers glow in the cafe's yellow and the sky takes its starry blue-violet dots. The
-#   cat stays a cat up to 3. tv_weight in 0 ... 100: below 1 the untrained network leaves
-#   single-pixel colour speckle, above 10 L1-TV turns the image into flat blocks; 3 is between.
-# - novak: its normalised style term starts ~35x smaller (the shift adds a large constant part to
-#   every Gram, which the zero-Gram reference includes); 10 / 30 / 100 tried, 30 keeps the bridge's
-#   cables and the cat's fur with a clearly stronger painted texture than gatys.
-# - ssim: the SSIM factor makes the style term ~3x smaller than gatys', but the content layer
-#   relu5_2 of an untrained network barely constrains the layout: 0.1 / 0.3 / 1 / 3 / 10 tried at
-#   128 px, everything above 0.3 loses the bridge; at the default 256 px, 0.3 keeps the towers and
-#   the walkway with the cafe's yellow and starry sky. With ImageNet weights relu5_2 holds content
-#   far better, so a larger style_weight may be wanted there.
-PRESETS: dict[str, dict[str, Any]] = {
-    # Gatys, Ecker & Bethge, "Image Style Transfer Using CNNs" (CVPR 2016).
-    "gatys": {
-        "content_layers": ["relu4_2"],  # Gatys: conv4_2, a post-ReLU blob in Caffe (in-place ReLU)
-        "style_layers": GATYS_STYLE_LAYERS,  # Gatys: conv1_1 ... conv5_1 (post-ReLU, as above)
-        "layer_weighting": "uniform",  # Gatys: w_l = 1/5
-        "activation_shift": 0.0,
-        "chained": False,
-        "ssim_weighting": False,
-        "optimizer": "lbfgs",  # Gatys: L-BFGS
-        "init": "content",  # Jain & Venkitachalam: content init "often led to improved results"; Gatys used noise
-        "pooling": "max",  # Jain & Venkitachalam: max pooling looked better than Gatys' average pooling
-        "content_weight": 1.0,
-        "style_weight": 1.0,  # tuned (above); Gatys' alpha/beta ratios are for raw losses
-        "tv_weight": 3.0,  # tuned (above); Gatys had no TV term
-        "steps": 300,  # one L-BFGS evaluation per step (neural-style runs 1000)
-    },
-    # Novak & Nikulin, "Improving the Neural Algorithm of Artistic Style" (2016), as summarised
-    # in Jain & Venkitachalam's survey "Neural Style Transfer" (NYU).
-    "novak": {
-        "content_layers": ["relu4_2"],  # as Gatys
-        "style_layers": list(RELU_LAYERS),  # "all the 16 convolutional layers" (post-ReLU)
-        "layer_weighting": "geometric",  # w_i = 2^(N - i): earlier layers heavier
-        "activation_shift": 1.0,  # "shift the activations by a constant (selected to be 1)"
-        "chained": True,  # Grams of adjacent layers (l, l+1)
-        "ssim_weighting": False,
-        "optimizer": "lbfgs",  # as Gatys
-        "init": "content",  # as the gatys preset
-        "pooling": "max",
-        "content_weight": 1.0,
-        "style_weight": 30.0,  # tuned (above)
-        "tv_weight": 3.0,  # tuned (above)
-        "steps": 300,
-    },
-    # Prabhu & McAteer, "Structural Similarity in Neural Style Transfer" (blog post on their ACAI 2020 talk).
-    "ssim": {
-        "content_layers": ["relu5_2"],  # blog: block5_conv2 (Keras conv layers include the ReLU)
-        "style_layers": GATYS_STYLE_LAYERS,  # blog: block1_conv1 ... block5_conv1
-        "layer_weighting": "uniform",
-        "activation_shift": 0.0,
-        "chained": False,
-        "ssim_weighting": True,  # E_l * (1 - SSIM(G~, A~)) / 2, window 11, sigma 1.5, max val 1
-        "optimizer": "adam",  # blog: Adam
-        "lr": 5 / 255,  # blog: learning rate 5 on 0..255 pixels -> 5/255 on [0, 1] pixels
-        "adam_betas": (0.99, 0.999),  # blog: beta1 = 0.99; beta2 keeps Adam's default
-        # The blog's "beta2 = 1e-1" is the TF tutorial's epsilon=1e-1 (AdamOptimizer(5, beta1=0.99,
-        # epsilon=1e-1)): a beta2 of 0.1 would make Adam forget its second moment within two steps.
-        # That eps is not copied either. Adam's step is lr * m / (sqrt(v) + eps), so eps only
-        # matters relative to the gradients, whose size depends on the loss scaling: 0.1 suited the
-        # tutorial's raw losses on 0..255 pixels. With the normalised losses the pixel gradients
-        # are ~1e-3 (128 px, content init) and shrink with the size, so eps = 0.1 would divide
-        # every step by ~70: after 300 steps the style term was still 0.50, against 0.068 with
-        # PyTorch's eps = 1e-8, which is kept.
-        "adam_eps": 1e-8,
-        "init": "content",
-        "pooling": "max",
-        "content_weight": 1.0,  # blog: alpha = 1e3, beta = 1e-2 for its raw TF losses; not transferable
-        "style_weight": 0.3,  # tuned (above)
-        "tv_weight": 3.0,  # tuned (above); the blog has no TV term
-        "steps": 1000,  # blog: N_iter = 10^3
-    },
-}
-
-DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
-"""lr when neither the user nor the preset sets one: L-BFGS' step multiplier 1 (torch default);
-Adam 0.02 on [0, 1] pixels (the TensorFlow style-transfer tutorial's value, about the blog's 5/255)."""
-
-LBFGS_HISTORY = 100
-"""Number of L-BFGS correction pairs (torch's default, and neural-style's)."""
-
-DEFAULTS: dict[str, Any] = {
-    "size": None,  # long side of the result; None -> smoke_or(256, 64) (neural-style uses 512)
-    "scales": None,  # None/1: one scale; k: k scales, each 2x smaller; or fractions ending in 1.0
-    "steps": None,  # per scale (int or list); None -> the preset's, smoke_or(preset steps, 10)
-    "style_weights": None,  # blend weights of several styles; None -> equal (normalised to sum 1)
-    "style_scale": 1.0,  # style long side = style_scale * output long side (neural-style: 1.0)
-    "normalize_losses": True,  # see the module docstring
-    "preserve_color": None,  # None | "luminance" | "histogram" (Gatys et al., 2016, colour paper)
-    "lr": None,  # None -> the preset's lr for its optimizer, else DEFAULT_LR
-    "adam_betas": (0.9, 0.999),  # torch.optim.Adam defaults
-    "adam_eps": 1e-8,
-    "weights": None,  # None/"auto" follow NSTLAB_WEIGHTS; "imagenet", "random" or a path
-    "normalized_vgg": False,  # Gatys et al.'s normalized VGG19 of those weights (nstlab.vgg.normalize_features)
-    "seed": 0,  # seeds the noise initialisation; runs are bit-for-bit reproducible on CPU
-    "device": None,  # None -> nstlab.settings.default_device()
-    "callback": None,  # callable(StepInfo) -> None | bool; False stops the run
-    "callback_every": 10,  # call the callback every k steps and on the last one
-    "progress": True,  # tqdm bar (a widget in Jupyter)
-}
-
-OPTION_NAMES: tuple[str, ...] = tuple(sorted({"preset", *DEFAULTS, *PRESETS["gatys"]}))
-INITS = ("content", "noise", "style")
-OPTIMIZERS = ("lbfgs", "adam")
-PRESERVE_COLOR = (None, "luminance", "histogram")
-POOLINGS = ("max", "avg")
-WEIGHT_SCHEMES = ("uniform", "geometric")
-SMOKE_SIZE, SMOKE_STEPS = 64, 10
-
-
-def _fail(name: str, message: str) -> NoReturn:
-    raise ValueError(f"stylize: {name} {message}")
-
-
-def _number(name: str, value: Any, low: float | None = None, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        _fail(name, f"must be a finite number, got {value!r}")
-    if positive and not value > 0:
-        _fail(name, f"must be > 0, got {value!r}")
-    if low is not None and value < low:
-        _fail(name, f"must be >= {low}, got {value!r}")
-    return float(value)
-
-
-def _integer(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        _fail(name, f"must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def _choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
-    if not any(value == a and type(value) is type(a) for a in allowed):
-        _fail(name, f"must be one of {tuple(allowed)}, got {value!r}")
-    return value
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        _fail(name, f"must be True or False, got {value!r}")
-    return value
-
-
-def _layers(name: str, value: Any) -> list[str]:
-    layers = [value] if isinstance(value, str) else value
-    if not isinstance(layers, (list, tuple)) or not layers or not all(isinstance(n, str) for n in layers):
-        _fail(name, f"must be a non-empty list of VGG19 layer names, got {value!r}")
-    unknown = [n for n in layers if n not in VGG19_LAYERS]
-    if unknown:
-        _fail(name, f"has unknown layer(s) {unknown}; valid names: {', '.join(VGG19_LAYERS)}")
-    if len(set(layers)) != len(layers):
-        _fail(name, f"has duplicates: {list(layers)}")
-    return list(layers)
-
-
-def resolve_options(preset: str = "gatys", **options: Any) -> dict[str, Any]:
-    """Every option of :func:`stylize`: DEFAULTS, then PRESETS[preset], then ``options``.
-
-    Raises TypeError for an unknown option name and ValueError (naming the option and the allowed
-    values) for a bad value. ``size`` and ``steps`` defaults go through ``smoke_or``.
-    Returns: a dict of every option, with ``steps`` as a list per scale, ``lr`` resolved for the
-    optimizer, and ``scale_fractions`` (see :func:`scale_fractions`) added.
-    """
-    unknown = sorted(set(options) - set(OPTION_NAMES))
-    if unknown:
-        raise TypeError(f"stylize: unknown option(s) {unknown}; valid options: {', '.join(OPTION_NAMES)}")
-    if not isinstance(preset, str) or preset not in PRESETS:
-        _fail("preset", f"must be one of {tuple(PRESETS)}, got {preset!r}")
-    opts = {**DEFAULTS, **PRESETS[preset], "preset": preset}
-    if options.get("lr") is None and options.get("optimizer", opts["optimizer"]) != opts["optimizer"]:
-        opts["lr"] = None  # the preset's lr belongs to the preset's optimizer
-    opts.update(options)
-    if opts["size"] is None:
-        opts["size"] = smoke_or(256, SMOKE_SIZE)
-    if "steps" not in options or options["steps"] is None:
-        opts["steps"] = smoke_or(PRESETS[preset]["steps"], SMOKE_STEPS)
-
-    opts["size"] = _integer("size", opts["size"], 16)
-    opts["content_layers"] = _layers("content_layers", opts["content_layers"])
-    opts["style_layers"] = _layers("style_layers", opts["style_layers"])
-    for name in ("content_weight", "style_weight", "tv_weight"):
-        opts[name] = _number(name, opts[name], low=0.0)
-    opts["style_scale"] = _number("style_scale", opts["style_scale"], positive=True)
-    opts["activation_shift"] = _number("activation_shift", opts["activation_shift"])
-    for name in ("chained", "ssim_weighting", "normalize_losses", "normalized_vgg", "progress"):
-        _flag(name, opts[name])
-    if opts["chained"] and len(opts["style_layers"]) < 2:
-        _fail("style_layers", f"needs at least 2 layers when chained=True, got {opts['style_layers']}")
-    _choice("layer_weighting", opts["layer_weighting"], WEIGHT_SCHEMES)
-    _choice("preserve_color", opts["preserve_color"], PRESERVE_COLOR)
-    _choice("optimizer", opts["optimizer"], OPTIMIZERS)
-    _choice("pooling", opts["pooling"], POOLINGS)
-    if not isinstance(opts["init"], torch.Tensor) and opts["init"] not in INITS:
-        _fail("init", f"must be one of {INITS} or an image tensor, got {opts['init']!r}")
-    if opts["lr"] is None:
-        opts["lr"] = DEFAULT_LR[opts["optimizer"]]
-    opts["lr"] = _number("lr", opts["lr"], positive=True)
-    betas = opts["adam_betas"]
-    if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(
-        isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas
-    ):
-        _fail("adam_betas", f"must be two numbers in [0, 1), got {betas!r}")
-    opts["adam_betas"] = (float(betas[0]), float(betas[1]))
-    opts["adam_eps"] = _number("adam_eps", opts["adam_eps"], positive=True)
-    opts["seed"] = _integer("seed", opts["seed"], 0)
-    opts["callback_every"] = _integer("callback_every", opts["callback_every"], 1)
-    if opts["callback"] is not None and not callable(opts["callback"]):
-        _fail("callback", f"must be callable or None, got {type(opts['callback']).__name__}")
-    if opts["weights"] is not None and not isinstance(opts["weights"], (str, os.PathLike)):
-        _fail("weights", f"must be 'imagenet', 'random', 'auto' or a path, got {opts['weights']!r}")
-    opts["scale_fractions"] = scale_fractions(opts["scales"])
-    opts["steps"] = _steps_per_scale(opts["steps"], len(opts["scale_fractions"]))
-    return opts
-
-
-def scale_fractions(scales: int | Sequence[float] | None) -> list[float]:
-    """``scales`` as fractions of the final size: None/1 -> [1.0]; 3 -> [0.25, 0.5, 1.0];
-    a list such as [0.25, 0.5, 1.0] is checked (increasing, in (0, 1], ending in 1.0)."""
-    if scales is None:
-        return [1.0]
-    if isinstance(scales, int) and not isinstance(scales, bool):
-        _integer("scales", scales, 1)
-        return [0.5 ** (scales - 1 - i) for i in range(scales)]
-    if (
-        not isinstance(scales, (list, tuple))
-        or not scales
-        or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in scales)
-        or any(b <= a for a, b in zip(scales[:-1], scales[1:]))
-        or scales[-1] != 1
-    ):
-        _fail("scales", f"must be None, an int >= 1, or increasing fractions in (0, 1] ending in 1.0, got {scales!r}")
-    return [float(f) for f in scales]
-
-
-def _steps_per_scale(steps: int | Sequence[int], n_scales: int) -> list[int]:
-    if isinstance(steps, (list, tuple)):
-        if len(steps) != n_scales:
-            _fail("steps", f"has {len(steps)} entries but there are {n_scales} scales")
-        return [_integer("steps", s, 1) for s in steps]
-    return [_integer("steps", steps, 1)] * n_scales
-
+__all__ = [
+    "DEFAULT_LR", "DEFAULTS", "OPTION_NAMES", "PRESETS", "InsufficientMemoryError", "Result", "StepInfo",
+    "resolve_options", "stylize",
+]
 
 # ----------------------------------------------------------------------------- memory
 
@@ -438,65 +193,65 @@ def feature_extractor(
     device: Any = None,
     normalized: bool = False,
 ) -> VGGFeatures:
-    """The engine's VGG19: run only up to the deepest of ``layers``; channels_last on an x86-64 CPU,
-    where it made a step faster (benchmarks/README.md), the default layout elsewhere (not measured)."""
+    """The engine's VGG19: run only up to the deepest of ``layers``, in the engine's layout
+    (:func:`nstlab._kernels.engine_memory_format`)."""
     device = default_device(device)
-    x86_64 = platform.machine().lower() in ("x86_64", "amd64")
-    memory_format = torch.channels_last if device.type == "cpu" and x86_64 else torch.contiguous_format
     return VGGFeatures(
-        layers, weights=weights, pooling=pooling, normalized=normalized, device=device, memory_format=memory_format
+        layers,
+        weights=weights,
+        pooling=pooling,
+        normalized=normalized,
+        device=device,
+        memory_format=_kernels.engine_memory_format(device),
     )
 
 
-def _positions(feats: dict[str, torch.Tensor], key: losses.StyleKey) -> int:
-    """M of a style key: H*W of its layer, or of the larger map of a chained pair."""
-    names = (key,) if isinstance(key, str) else key
-    return max(feats[n].shape[-2] * feats[n].shape[-1] for n in names)
+@dataclass
+class Targets:
+    """What the loss of one scale compares with, computed once: the content features P_l, the style
+    targets (blended Grams A_l with their scales) and the layer weights w_l."""
+
+    content: dict[str, torch.Tensor]
+    style: dict[losses.StyleKey, losses.StyleTarget]
+    layer_weights: dict[losses.StyleKey, float]
 
 
 @torch.no_grad()
 def _targets(
     vgg: VGGFeatures, content: torch.Tensor, styles: list[torch.Tensor], blend: list[float], opts: dict
-) -> tuple[dict, dict, dict]:
-    """Content features P, blended style Grams A and the per-term factors, for one scale.
-
-    Returns: (P {layer: (1, C, H, W)}, A {key: (1, Ca, Cb)}, factors {"content": {layer: c},
-    "style": {key: w_l / scale_l}}) so that content = sum_l c_l * loss_l, style = sum w'_l E_l.
-    """
+) -> Targets:
+    """The :class:`Targets` of one scale: content (1, 3, H, W), style images blended with weights ``blend``."""
     content_feats = vgg(content)
     keys = losses.style_keys(opts["style_layers"], opts["chained"]) if styles else []
-    grams: dict = {}
+    mean_grams: dict = {}  # sum_s b_s G_s / M_s: the style Grams averaged over positions, blended
     for image, weight in zip(styles, blend):
         feats = vgg(image)
-        for key, gram in losses.style_grams(feats, keys, opts["activation_shift"]).items():
-            rescaled = weight * gram * (_positions(content_feats, key) / _positions(feats, key))
-            grams[key] = grams[key] + rescaled if key in grams else rescaled
-    targets = {layer: content_feats[layer] for layer in opts["content_layers"]}
+        for key, gram in _kernels.style_grams(feats, keys, opts["activation_shift"]).items():
+            part = weight * gram / losses.n_positions(feats, key)
+            mean_grams[key] = mean_grams[key] + part if key in mean_grams else part
+    style = {
+        key: losses.style_target(g, losses.n_positions(content_feats, key), opts["normalize_losses"])
+        for key, g in mean_grams.items()
+    }
     layer_w = losses.layer_weights(keys, opts["layer_weighting"]) if keys else {}
-    if not opts["normalize_losses"]:
-        return targets, grams, {"content": {layer: 1.0 for layer in targets}, "style": layer_w}
-    n = len(targets)
-    content_f = {layer: 1.0 / (n * max(float(p.pow(2).mean()), 1e-30)) for layer, p in targets.items()}
-    style_f = {}
-    for key, a in grams.items():
-        zero_loss = float(losses.style_layer_loss(torch.zeros_like(a), a, _positions(content_feats, key)))
-        style_f[key] = layer_w[key] / max(zero_loss, 1e-30)
-    return targets, grams, {"content": content_f, "style": style_f}
+    return Targets({layer: content_feats[layer] for layer in opts["content_layers"]}, style, layer_w)
 
 
-def _loss_terms(
-    x: torch.Tensor, vgg: VGGFeatures, targets: dict, grams: dict, factors: dict, opts: dict
-) -> dict[str, torch.Tensor]:
+def _loss_terms(x: torch.Tensor, vgg: VGGFeatures, targets: Targets, opts: dict) -> dict[str, torch.Tensor]:
     """The loss terms of image x (1, 3, H, W): {"total", "content", "style", "tv"} scalars."""
     feats = vgg(x)
-    reduction = "mean" if opts["normalize_losses"] else "sum_half"
-    zero = x.new_zeros(())  # the value of a term without layers (texture synthesis, reconstruction)
-    content = sum(
-        (c * losses.content_loss(feats[layer], targets[layer], reduction) for layer, c in factors["content"].items()),
-        zero,
-    )
-    style_fn = losses.ssim_weighted_style_loss if opts["ssim_weighting"] else losses.style_loss
-    style = style_fn(feats, grams, factors["style"], shift=opts["activation_shift"]) if grams else zero
+    content = style = x.new_zeros(())  # the value of a term without layers (texture synthesis, reconstruction)
+    for layer, p in targets.content.items():
+        if opts["normalize_losses"]:
+            content = content + losses.normalized_content_loss(feats[layer], p) / len(targets.content)
+        else:
+            content = content + losses.content_loss(feats[layer], p)
+    if targets.style:
+        grams = _kernels.style_grams(feats, targets.style, opts["activation_shift"])
+        ssim_factors = None
+        if opts["ssim_weighting"]:
+            ssim_factors = {key: _kernels.ssim_gram_factor(grams[key], t.gram) for key, t in targets.style.items()}
+        style = losses.normalized_style_loss(grams, targets.style, targets.layer_weights, ssim_factors)
     tv = losses.tv_loss(x, "l1", reduction="mean")
     total = opts["content_weight"] * content + opts["style_weight"] * style + opts["tv_weight"] * tv
     return {"total": total, "content": content, "style": style, "tv": tv}
@@ -622,7 +377,7 @@ def _scale_sizes(content_hw: tuple[int, int], opts: dict, deepest: str) -> list[
     pools = sum(1 for n in VGG19_LAYERS[: VGG19_LAYERS.index(deepest)] if n.startswith("pool"))
     sizes = []
     for f in opts["scale_fractions"]:
-        hw = resize_hw(content_hw, max(1, round(opts["size"] * f)))
+        hw = target_size(*content_hw, max(1, round(opts["size"] * f)))
         if min(hw) < 2**pools:
             _fail(
                 "size",
@@ -631,12 +386,6 @@ def _scale_sizes(content_hw: tuple[int, int], opts: dict, deepest: str) -> list[
             )
         sizes.append(hw)
     return sizes
-
-
-def resize_hw(hw: tuple[int, int], long_side: int) -> tuple[int, int]:
-    """(H, W) with the long side ``long_side`` and the aspect of ``hw``."""
-    s = long_side / max(hw)
-    return max(1, round(hw[0] * s)), max(1, round(hw[1] * s))
 
 
 def _load_inputs(
@@ -717,7 +466,7 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
     label = vgg.weights_name if vgg.weights_name in ("imagenet", "random") else Path(vgg.weights_name).name
     label += " normalized" if opts["normalized_vgg"] else ""
     style_sizes = [
-        [resize_hw(tuple(s.shape[-2:]), max(1, round(opts["style_scale"] * max(hw)))) for s in styles] for hw in sizes
+        [target_size(*s.shape[-2:], max(1, round(opts["style_scale"] * max(hw)))) for s in styles] for hw in sizes
     ]
     history: dict[str, list] = {"total": [], "content": [], "style": [], "tv": [], "scale": []}
     step_times: list[float] = []
@@ -732,12 +481,12 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
             for i, hw in enumerate(sizes):
                 content_s = resize(content_img, hw)
                 styles_s = [resize(s, sz) for s, sz in zip(styles, style_sizes[i])]
-                targets, grams, factors = _targets(vgg, content_s, styles_s, blend, opts)
+                targets = _targets(vgg, content_s, styles_s, blend, opts)
                 if i > 0:  # coarse to fine: start from the upsampled previous result
                     x = F.interpolate(run["image"], size=hw, mode="bilinear", align_corners=False).clamp(0, 1)
 
-                def loss_fn(img: torch.Tensor, t=targets, g=grams, f=factors) -> dict[str, torch.Tensor]:
-                    return _loss_terms(img, vgg, t, g, f, opts)
+                def loss_fn(img: torch.Tensor, t: Targets = targets) -> dict[str, torch.Tensor]:
+                    return _loss_terms(img, vgg, t, opts)
 
                 first = sum(opts["steps"][:i])
                 run = _optimize_scale(x, loss_fn, present, opts, i, first, total_steps, history, step_times, bar)

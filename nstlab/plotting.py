@@ -1,4 +1,4 @@
-"""Figures for the course: images side by side, loss curves, feature maps, Gram matrices.
+"""Figures for the course — faces layer: images side by side, loss curves, feature maps, Gram matrices.
 
 Every function returns a ``matplotlib.figure.Figure`` made without pyplot, so nothing is left open
 and a notebook shows the figure exactly once when it is the cell's value (or through ``display``).
@@ -306,13 +306,29 @@ def show_result(result: Any, content: Any = None, style: Any = None) -> Figure:
     panels.append((f"{ending} ({steps} steps)", result.image))
     if result.best_step != steps - 1:  # the best is not simply the last evaluated image
         panels.append((f"best (step {result.best_step})", result.best_image))
+    return plot_images_and_losses(panels, result.history, result.weights_name)
+
+
+def plot_images_and_losses(
+    panels: Sequence[tuple[str, torch.Tensor]],
+    history: Mapping[str, Sequence[float]],
+    weights_name: str,
+    losses_title: str = "losses",
+) -> Figure:
+    """Images in a row, then the loss curves (:func:`plot_losses`), with the weights footer.
+
+    Inputs:
+    - panels: (title, (1, 3, H, W) image) pairs; history: {"total", ...: one float per step}.
+    - weights_name: the VGG19 weights that made the images (for the footer); losses_title: above the curves.
+    Returns: the Figure.
+    """
     n = len(panels)
     fig = Figure(figsize=(3.0 * n + 4.5, 3.4), layout="constrained")
     grid = fig.add_gridspec(1, n + 1, width_ratios=[1.0] * n + [1.5])
     for i, (title, img) in enumerate(panels):
         draw_image(fig.add_subplot(grid[0, i]), img, title, fontsize=10)
-    plot_losses(result.history, ax=fig.add_subplot(grid[0, n]), title="losses")
-    fig.supxlabel(weights_footer(result.weights_name), fontsize=8)
+    plot_losses(history, ax=fig.add_subplot(grid[0, n]), title=losses_title)
+    fig.supxlabel(weights_footer(weights_name), fontsize=8)
     return fig
 
 

@@ -1,4 +1,5 @@
-"""Process-wide switches: the smoke-test flag, the compute device and the CPU memory allocator.
+"""Process-wide switches (layer 0, below the textbook): the smoke-test flag, the compute device and the CPU
+memory allocator.
 
 ``NSTLAB_SMOKE=1`` (set by the test command) shrinks image sizes and step counts so the
 whole course runs in minutes; without it every default is the real one. Code asks for a

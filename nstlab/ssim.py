@@ -1,5 +1,8 @@
 """Structural similarity (SSIM) of Wang et al. (2004), differentiable, for (N, C, H, W) batches.
 
+Layer 1 (textbook): the Gaussian window is a depthwise convolution. The engine's faster separable
+filter (``nstlab._kernels``) is held equal to it by tests/test_kernels.py.
+
 Gaussian-weighted local statistics (window 11, sigma 1.5) and population covariances, as in the
 paper. The window is applied as a 'valid' convolution (no padding), so the SSIM map is smaller than
 the image by ``window_size - 1``; its mean equals
@@ -63,13 +66,26 @@ def _check_images(x: torch.Tensor, y: torch.Tensor, window_size: int) -> None:
         )
 
 
+def gaussian_filter(maps: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """Correlate every map with the 2-D Gaussian window w w^T, 'valid' (no padding): a depthwise convolution.
+
+    Inputs:
+    - maps: (N, C, H, W); window: (k,) 1-D taps (:func:`gaussian_window`), k <= H, W.
+    Returns:
+    - (N, C, H - k + 1, W - k + 1).
+    """
+    c, k = maps.shape[1], window.numel()
+    kernel = torch.outer(window, window).to(maps)  # (k, k), sums to 1
+    return F.conv2d(maps, kernel.expand(c, 1, k, k), groups=c)  # each channel filtered on its own
+
+
 def local_statistics(
     x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gaussian-weighted local means, variances and covariance of two batches, per channel.
 
     mu = w * x, sigma^2 = w * x^2 - mu^2, sigma_xy = w * (x y) - mu_x mu_y (population statistics),
-    with w the 2-D Gaussian window applied as a 'valid' convolution, in one separable pass.
+    with w the 2-D Gaussian window applied as a 'valid' convolution.
 
     Inputs:
     - x, y: (N, C, H, W) float tensors of the same shape and dtype, H, W >= window_size.
@@ -79,38 +95,26 @@ def local_statistics(
     """
     window = gaussian_window(window_size, sigma, dtype=torch.float64)
     _check_images(x, y, window_size)
-    window = window.to(dtype=x.dtype, device=x.device)
-    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # the five maps, filtered together
-    mu_x, mu_y, e_xx, e_yy, e_xy = separable_filter(stack, window).split(x.shape[1], dim=1)
-    return mu_x, mu_y, e_xx - mu_x * mu_x, e_yy - mu_y * mu_y, e_xy - mu_x * mu_y
+    mu_x, mu_y = gaussian_filter(x, window), gaussian_filter(y, window)
+    var_x = gaussian_filter(x * x, window) - mu_x * mu_x
+    var_y = gaussian_filter(y * y, window) - mu_y * mu_y
+    cov_xy = gaussian_filter(x * y, window) - mu_x * mu_y
+    return mu_x, mu_y, var_x, var_y, cov_xy
 
 
-def separable_filter(maps: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """Correlate every map with the 2-D window ``outer(window, window)``, 'valid' (no padding).
-
-    Done as two 1-D passes, along W then along H, each a depthwise convolution whose "channels" are
-    all the rows (then all the columns) of all the maps, stored channels-last. This computes the same
-    numbers as a depthwise 2-D convolution per map, but oneDNN's depthwise kernels want many
-    channels: on the 2-core CPU it ran 2-3x faster, forward and backward, for 128-512 px maps
-    (benchmarks/README.md).
-
-    Inputs:
-    - maps: (N, C, H, W); window: (k,) taps, k <= H, W.
-    Returns:
-    - (N, C, H - k + 1, W - k + 1), a strided view (no final copy).
-    """
-    n, c, h, w = maps.shape
-    k = window.numel()
-    ho, wo = h - k + 1, w - k + 1
-    taps = window.view(1, 1, 1, k)
-    # Along W: the N*C*H rows are the channels of a 1 x W image (memory: W x NCH).
-    rows = maps.reshape(1, n * c * h, 1, w).contiguous(memory_format=torch.channels_last)
-    along_w = F.conv2d(rows, taps.expand(n * c * h, 1, 1, k), groups=n * c * h)  # memory: W' x NCH
-    # Along H: the N*C*W' columns are the channels of a 1 x H image (memory: H x NCW').
-    by_column = along_w.permute(0, 2, 3, 1).reshape(wo, n, c, h).permute(3, 1, 2, 0).contiguous()
-    columns = by_column.view(1, 1, h, n * c * wo).permute(0, 3, 1, 2)
-    along_h = F.conv2d(columns, taps.expand(n * c * wo, 1, 1, k), groups=n * c * wo)  # memory: H' x NCW'
-    return along_h.permute(0, 2, 3, 1).reshape(ho, n, c, wo).permute(1, 2, 0, 3)
+def ssim_map(
+    mu_x: torch.Tensor,
+    mu_y: torch.Tensor,
+    var_x: torch.Tensor,
+    var_y: torch.Tensor,
+    cov_xy: torch.Tensor,
+    c1: float,
+    c2: float,
+) -> torch.Tensor:
+    """SSIM at every position from the local statistics (:func:`local_statistics`); all maps of one shape."""
+    num = (2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)
+    den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
+    return num / den
 
 
 def ssim(
@@ -142,12 +146,6 @@ def ssim(
         raise ValueError(f"ssim: data_range must be > 0, got {data_range!r}")
     if k1 < 0 or k2 < 0:
         raise ValueError(f"ssim: k1 and k2 must be >= 0, got k1={k1!r}, k2={k2!r}")
-    mu_x, mu_y, var_x, var_y, cov_xy = local_statistics(x, y, window_size, sigma)
-    c1 = (k1 * data_range) ** 2
-    c2 = (k2 * data_range) ** 2
-    num = (2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)
-    den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
-    ssim_map = num / den
-    if reduction == "none":
-        return ssim_map
-    return ssim_map.mean(dim=(1, 2, 3))
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    index = ssim_map(*local_statistics(x, y, window_size, sigma), c1, c2)
+    return index if reduction == "none" else index.mean(dim=(1, 2, 3))

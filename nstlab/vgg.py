@@ -1,4 +1,4 @@
-"""VGG19 as a frozen feature extractor, with the layer names of the papers.
+"""VGG19 as a frozen feature extractor, with the layer names of the papers — textbook layer.
 
 ``VGGFeatures(["relu1_1", "relu3_1", "conv4_2"])`` returns those activations for an image batch
 in [0, 1], running the network only as deep as the deepest requested layer.
@@ -51,6 +51,8 @@ def _layer_names() -> list[str]:
 VGG19_LAYERS: list[str] = _layer_names()
 CONV_LAYERS: list[str] = [n for n in VGG19_LAYERS if n.startswith("conv")]
 RELU_LAYERS: list[str] = [n for n in VGG19_LAYERS if n.startswith("relu")]
+GATYS_STYLE_LAYERS: list[str] = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+"""Gatys et al.'s style layers conv1_1 ... conv5_1: post-ReLU blobs in their Caffe network (in-place ReLU)."""
 POOLINGS = ("max", "avg")
 MEMORY_FORMATS = (torch.contiguous_format, torch.channels_last)
 

@@ -1,4 +1,4 @@
-"""ipywidgets controls for the notebooks. The widgets are thin: each one calls a plain function
+"""ipywidgets controls for the notebooks — faces layer. The widgets are thin: each one calls a plain function
 (``stylize``, ``compare``, ``StylePanel.options``, ``ImagePicker.image``) that the tests call too.
 
 - :func:`log_slider`: a log-scale slider for a loss weight or a learning rate.
@@ -29,7 +29,8 @@ from matplotlib.figure import Figure
 
 from nstlab import plotting
 from nstlab.images import ImageError, as_image, list_images, load_image, sample_image
-from nstlab.optimize import INITS, OPTIMIZERS, PRESETS, Result, StepInfo, resolve_options, stylize
+from nstlab.optimize import PRESETS, Result, StepInfo, resolve_options, stylize
+from nstlab.presets import INITS, OPTIMIZERS
 from nstlab.vgg import VGGFeatures
 
 WIDE = {"description_width": "initial"}

@@ -1,7 +1,7 @@
-"""The benchmark's code paths at a tiny size (seconds), and the fast paths it measures.
+"""The benchmark's code paths at a tiny size (seconds), and the engine's network and loss layouts it measures.
 
-benchmarks/bench.py itself is run by hand (benchmarks/README.md); this keeps it from rotting and
-checks that the speed-ups compute the same numbers as the plain formulas.
+benchmarks/bench.py itself is run by hand (benchmarks/README.md); this keeps it from rotting. The kernels'
+equality with the textbook formulas is in tests/test_kernels.py.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from nstlab import optimize
-from nstlab.losses import chained_gram, gram_matrix
 from nstlab.vgg import VGGFeatures
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
@@ -126,50 +124,7 @@ def test_parse_args_rejects_a_device_this_machine_lacks(bench, monkeypatch, caps
     assert "CUDA is not available here" in capsys.readouterr().err
 
 
-# ----------------------------------------------------------------------------- the fast paths
-
-
-@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-@pytest.mark.parametrize("shift", [0.0, 1.0])
-def test_float32_gram_and_its_gradient_match_float64_matmul(memory_format, shift) -> None:
-    # float32 on CPU takes the 1x1-convolution path; float64 the matmul one.
-    g = torch.Generator().manual_seed(0)
-    for shape in [(1, 64, 12, 10), (2, 5, 4, 6), (1, 3, 1, 1)]:
-        f32 = torch.rand(*shape, generator=g).contiguous(memory_format=memory_format).requires_grad_(True)
-        f64 = f32.detach().double().requires_grad_(True)
-        gram32, gram64 = gram_matrix(f32, "chw", shift), gram_matrix(f64, "chw", shift)
-        n, c, h, w = shape
-        plain = (f64.detach().reshape(n, c, h * w) + shift) @ (f64.detach().reshape(n, c, h * w) + shift).mT
-        torch.testing.assert_close(gram64, plain / (c * h * w))
-        weights = torch.randn(gram64.shape, generator=g, dtype=torch.float64)
-        (gram32 * weights.float()).sum().backward()
-        (gram64 * weights).sum().backward()
-        torch.testing.assert_close(gram32.double(), gram64, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(f32.grad.double(), f64.grad, rtol=1e-5, atol=1e-5)
-        assert f32.grad.shape == f32.shape
-
-
-@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-def test_float32_chained_gram_and_its_gradients_match_explicit_upsampling(memory_format) -> None:
-    g = torch.Generator().manual_seed(1)
-    a = torch.rand(2, 8, 8, 6, generator=g).contiguous(memory_format=memory_format).requires_grad_(True)
-    b = torch.rand(2, 4, 4, 3, generator=g).contiguous(memory_format=memory_format).requires_grad_(True)
-    a64, b64 = (t.detach().double().requires_grad_(True) for t in (a, b))
-    up = F.interpolate(b64, size=(8, 6), mode="bilinear", align_corners=False)
-    expected = torch.einsum("nchw,ndhw->ncd", a64 + 1.0, up + 1.0)
-    weights = torch.randn(expected.shape, generator=g, dtype=torch.float64)
-    (chained_gram(a, b, shift=1.0) * weights.float()).sum().backward()
-    (expected * weights).sum().backward()
-    torch.testing.assert_close(chained_gram(a, b, shift=1.0).double(), expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(a.grad.double(), a64.grad, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(b.grad.double(), b64.grad, rtol=1e-5, atol=1e-5)
-    # The gradients keep the features' layout (a contiguous one would slow a channels_last network down).
-    assert a.grad.is_contiguous(memory_format=memory_format) and b.grad.is_contiguous(memory_format=memory_format)
-
-
-def test_gram_second_derivative() -> None:
-    f = torch.rand(1, 3, 3, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradgradcheck(lambda x: gram_matrix(x, "chw", shift=1.0), (f,))
+# ----------------------------------------------------------------------------- the engine's network
 
 
 def test_channels_last_vgg_gives_the_same_features() -> None:
@@ -204,7 +159,7 @@ def test_every_loss_hands_the_network_gradients_in_its_own_layout(preset) -> Non
     vgg = VGGFeatures(layers, weights="random", memory_format=torch.channels_last)
     g = torch.Generator().manual_seed(3)
     content, style = torch.rand(1, 3, 48, 64, generator=g), torch.rand(1, 3, 48, 64, generator=g)
-    targets, grams, factors = optimize._targets(vgg, content, [style], [1.0], opts)
+    targets = optimize._targets(vgg, content, [style], [1.0], opts)
     layouts: dict[str, bool] = {}
 
     def watch(module, inputs, feats) -> None:
@@ -214,5 +169,5 @@ def test_every_loss_hands_the_network_gradients_in_its_own_layout(preset) -> Non
 
     vgg.register_forward_hook(watch)
     x = content.clone().requires_grad_(True)
-    optimize._loss_terms(x, vgg, targets, grams, factors, opts)["total"].backward()
+    optimize._loss_terms(x, vgg, targets, opts)["total"].backward()
     assert set(layouts) == set(layers) and all(layouts.values()), layouts

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from nstlab import fast
+from nstlab import cli, experiments, fast
 from nstlab.images import ImageError, load_image, resize, sample_image, save_image
 from nstlab.losses import gram_matrix
 
@@ -343,8 +343,8 @@ def test_stylize_fast_is_one_forward_pass_without_gradients():
     assert torch.equal(fast.stylize_fast(net, x), net.eval()(x).detach())
 
 
-def test_train_and_show_draws_the_held_out_photos_the_style_and_the_losses():
-    fig = fast.train_and_show(STYLE, steps=2, test_images=("chelsea_cat",), test_size=40, **TINY)
+def test_visualize_training_draws_the_held_out_photos_the_style_and_the_losses():
+    fig = experiments.visualize_training(STYLE, steps=2, test_images=("chelsea_cat",), test_size=40, **TINY)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["chelsea_cat (held out)", f"style: {STYLE}", "training (2 steps)"]
     assert fig.axes[0].get_images()[0].get_array().shape == (27, 40, 3)
@@ -353,7 +353,9 @@ def test_train_and_show_draws_the_held_out_photos_the_style_and_the_losses():
 
 def test_compare_speed_times_both_on_the_same_image():
     net = fast.TransformerNet(channels=4, n_residual=1)
-    comparison = fast.compare_speed(net, "coffee", STYLE, size=32, steps=2, device="cpu", weights="random", repeats=2)
+    comparison = experiments.compare_speed(
+        net, "coffee", STYLE, size=32, steps=2, device="cpu", weights="random", repeats=2
+    )
     assert comparison.steps == 2 and comparison.size_hw == (21, 32)
     assert comparison.optimized_image.shape == comparison.fast_image.shape == (1, 3, 21, 32)
     assert comparison.optimization_seconds > 0 and comparison.forward_seconds > 0
@@ -366,14 +368,8 @@ def test_compare_speed_times_both_on_the_same_image():
 # ----------------------------------------------------------------------------- command line
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nstlab")
-    fast.add_cli_commands(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
 def _run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = cli.build_parser().parse_args(argv)
     return args.run(args)
 
 

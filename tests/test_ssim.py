@@ -10,7 +10,7 @@ import torch
 from skimage import data, transform
 from skimage.metrics import structural_similarity
 
-from nstlab.ssim import gaussian_window, local_statistics, separable_filter, ssim
+from nstlab.ssim import gaussian_window, local_statistics, ssim
 
 D = torch.float64
 SK_ARGS = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
@@ -162,20 +162,3 @@ def test_local_statistics_at_one_position_by_hand():
     assert float(var_x[0, c, i, j]) == pytest.approx(float((w2 * (px - m_x) ** 2).sum()), rel=1e-10)
     assert float(var_y[0, c, i, j]) == pytest.approx(float((w2 * (py - m_y) ** 2).sum()), rel=1e-10)
     assert float(cov_xy[0, c, i, j]) == pytest.approx(float((w2 * (px - m_x) * (py - m_y)).sum()), rel=1e-10)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_separable_filter_equals_a_depthwise_2d_correlation(dtype):
-    maps = torch.rand(2, 3, 19, 23, generator=_gen(4), dtype=dtype)
-    window = gaussian_window(7, 1.2, dtype=dtype)
-    kernel = torch.outer(window, window).expand(3, 1, 7, 7)
-    expected = torch.nn.functional.conv2d(maps, kernel, groups=3)
-    out = separable_filter(maps, window)
-    assert out.shape == (2, 3, 13, 17)
-    torch.testing.assert_close(out, expected, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-7)
-
-
-def test_separable_filter_gradient():
-    maps = torch.rand(1, 2, 9, 8, generator=_gen(5), dtype=D, requires_grad=True)
-    window = gaussian_window(5, 1.0, dtype=D)
-    assert torch.autograd.gradcheck(lambda m: separable_filter(m, window), (maps,))

@@ -1,0 +1,232 @@
+"""Engine kernels — layer 2, private: the fast paths behind ``nstlab.optimize`` and ``nstlab.fast``.
+
+The textbook functions of ``nstlab.losses`` and ``nstlab.ssim`` say what is computed; this module
+computes the same numbers faster, and tests/test_kernels.py holds every function here equal to its
+textbook twin (values and gradients, float64 and float32, odd sizes, batches, shifts):
+
+- :func:`gram`, :func:`chained_gram`, :func:`style_grams`: Gram matrices as oneDNN 1x1 convolutions on an
+  x86-64 CPU, with a custom backward pass, without copying channels_last features, and (chained) on the
+  smaller map's grid through the adjoint of the upsampling;
+- :func:`ssim_gram_factor`: the SSIM weight of a style term with a separable Gaussian filter;
+- :func:`engine_memory_format`: the layout the engine runs VGG19 in.
+
+benchmarks/README.md gives the measurements behind each choice. Imports only the textbook layer.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from nstlab import losses
+from nstlab.ssim import gaussian_window, ssim_map
+
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+def engine_memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on an x86-64 CPU, where it made a step faster (benchmarks/README.md); the default
+    layout elsewhere (not measured)."""
+    return torch.channels_last if device.type == "cpu" and X86_64 else torch.contiguous_format
+
+
+# ----------------------------------------------------------------------------- products over positions
+
+
+def _stored_channels_last(feat: torch.Tensor) -> bool:
+    """True if (N, C, H, W) features are stored channels_last, as the engine's VGG19 makes them on CPU."""
+    return feat.is_contiguous(memory_format=torch.channels_last) and not feat.is_contiguous()
+
+
+def _as_matrix(feat: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """(N, C, H, W) as a matrix view without a copy: (N, C, HW), or (N, HW, C) (second value
+    True) when the features are stored channels_last."""
+    n, c, h, w = feat.shape
+    if _stored_channels_last(feat):
+        return feat.permute(0, 2, 3, 1).reshape(n, h * w, c), True
+    return feat.reshape(n, c, h * w), False
+
+
+def _by_convolution(*tensors: torch.Tensor) -> bool:
+    """On an x86-64 CPU in float32, compute a product over positions as a 1x1 convolution: oneDNN's
+    convolution kernels ran it about 2x faster than torch.matmul's BLAS (benchmarks/README.md).
+    Elsewhere (GPU, ARM: not measured) torch.matmul is used."""
+    return (
+        X86_64
+        and torch.backends.mkldnn.is_available()
+        and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    )
+
+
+# dilation=2 changes nothing for a 1x1 kernel, but makes PyTorch use oneDNN even single-threaded.
+_ONEDNN_DILATION = 2
+
+
+def _positions_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum_k A_ik B_jk over the positions k: (N, Ca, H, W), (N, Cb, H, W) -> (N, Ca, Cb)."""
+    n, ca, cb = a.shape[0], a.shape[1], b.shape[1]
+    if _by_convolution(a, b):  # the weight gradient of a 1x1 convolution of B with output gradient A
+        grams = [
+            torch.nn.grad.conv2d_weight(b[i : i + 1], (ca, cb, 1, 1), a[i : i + 1], dilation=_ONEDNN_DILATION)
+            for i in range(n)
+        ]
+        return grams[0].view(1, ca, cb) if n == 1 else torch.stack(grams).view(n, ca, cb)
+    (ma, a_first), (mb, b_first) = _as_matrix(a), _as_matrix(b)
+    return (ma.transpose(1, 2) if a_first else ma) @ (mb if b_first else mb.transpose(1, 2))
+
+
+def _mix_channels(weight: torch.Tensor, x: torch.Tensor, shift: float) -> torch.Tensor:
+    """weight @ (x + shift) at every position (a 1x1 convolution; the shift becomes its bias):
+    (N, Ca, Cb), (N, Cb, H, W) -> (N, Ca, H, W)."""
+    n, ca, cb = weight.shape
+    h, w = x.shape[-2:]
+    bias = shift * weight.sum(dim=2) if shift != 0 else None  # (N, Ca)
+    if _by_convolution(weight, x):
+        mixed = [
+            F.conv2d(x[i : i + 1], weight[i].reshape(ca, cb, 1, 1), None if bias is None else bias[i],
+                     dilation=_ONEDNN_DILATION)
+            for i in range(n)
+        ]
+        return mixed[0] if n == 1 else torch.cat(mixed)
+    m, positions_first = _as_matrix(x)
+    if positions_first:
+        out = m @ weight.transpose(1, 2)
+        out = out if bias is None else out + bias[:, None, :]
+        return out.view(n, h, w, ca).permute(0, 3, 1, 2)
+    out = weight @ m
+    return (out if bias is None else out + bias[:, :, None]).view(n, ca, h, w)
+
+
+class _GramProduct(torch.autograd.Function):
+    """G = sum over positions of (A + s)(B + s)^T, (N, Ca, Cb), for maps of the same H, W; B = None
+    for the Gram of A alone. The shifted maps are never stored: (A + s)(B + s)^T = A B^T
+    + s (row sums of A + row sums of B) + s^2 M, and in the backward pass the shift becomes a bias.
+    The Gram's backward dA = (dG + dG^T)(A + s) takes one product instead of autograd's two."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor | None, shift: float) -> torch.Tensor:
+        ctx.save_for_backward(a, b)
+        ctx.shift = shift
+        gram = _positions_product(a, a if b is None else b)
+        if shift == 0:
+            return gram
+        row_a = a.sum(dim=(2, 3))
+        row_b = row_a if b is None else b.sum(dim=(2, 3))
+        m = a.shape[-2] * a.shape[-1]
+        return gram + shift * (row_a[:, :, None] + row_b[:, None, :]) + shift * shift * m
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        a, b = ctx.saved_tensors
+        s = ctx.shift
+        if b is None:
+            return _mix_channels(grad + grad.transpose(1, 2), a, s), None, None
+        grad_a = _mix_channels(grad, b, s) if ctx.needs_input_grad[0] else None
+        grad_b = _mix_channels(grad.transpose(1, 2), a, s) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b, None
+
+
+class _UpsampleAdjoint(torch.autograd.Function):
+    """U^T for the bilinear upsampling U (align_corners=False) of a ``small_hw`` map to x's H, W: it takes a
+    large map to the small grid so that <U y, x> = <y, U^T x>. Its backward pass is U itself."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, small_hw: tuple[int, int]) -> torch.Tensor:
+        ctx.large_hw = tuple(x.shape[-2:])
+        # Keep the gradient in x's layout: a channels_last network fed a contiguous gradient slows down.
+        ctx.layout = torch.channels_last if _stored_channels_last(x) else torch.contiguous_format
+        n, c = x.shape[:2]
+        return torch.ops.aten.upsample_bilinear2d_backward(x, list(ctx.large_hw), [n, c, *small_hw], False)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        grad = grad.contiguous(memory_format=ctx.layout)
+        return F.interpolate(grad, size=ctx.large_hw, mode="bilinear", align_corners=False), None
+
+
+
+def _upsampled_product(large: torch.Tensor, small: torch.Tensor, shift: float) -> torch.Tensor:
+    """sum_k (L + s)_ik (Up(S) + s)_jk over the large map's positions, (N, Cl, Cs), computed on the small grid:
+    Up(S) + s = Up(S + s) (bilinear weights sum to 1), so the sum is (U^T (L + s)) (S + s)^T, with a product
+    over the small map's positions (4x fewer across a pooling layer) and no upsampled copy of S."""
+    folded = _UpsampleAdjoint.apply(large + shift if shift != 0 else large, tuple(small.shape[-2:]))
+    product = _GramProduct.apply(folded, small, 0.0)
+    return product if shift == 0 else product + shift * folded.sum(dim=(2, 3))[:, :, None]
+
+
+
+def gram(feat: torch.Tensor, shift: float = 0.0) -> torch.Tensor:
+    """``losses.gram_matrix(feat, "none", shift)``: (N, C, H, W) -> (N, C, C)."""
+    return _GramProduct.apply(feat, None, float(shift))
+
+
+def chained_gram(feat_a: torch.Tensor, feat_b: torch.Tensor, shift: float = 0.0) -> torch.Tensor:
+    """``losses.chained_gram(feat_a, feat_b, "none", shift)``: (N, Ca, ., .), (N, Cb, ., .) -> (N, Ca, Cb)."""
+    shift = float(shift)
+    if feat_a.shape[-2:] == feat_b.shape[-2:]:
+        return _GramProduct.apply(feat_a, feat_b, shift)
+    if losses._larger_first("chained_gram", feat_a, feat_b):
+        return _upsampled_product(feat_a, feat_b, shift)
+    return _upsampled_product(feat_b, feat_a, shift).transpose(1, 2)
+
+
+def style_grams(
+    feats: Mapping[str, torch.Tensor], keys: Iterable[losses.StyleKey], shift: float = 0.0
+) -> dict[losses.StyleKey, torch.Tensor]:
+    """``losses.style_grams(feats, keys, shift)``: the unnormalised Gram of every style key."""
+    return {
+        key: gram(feats[key], shift) if isinstance(key, str) else chained_gram(feats[key[0]], feats[key[1]], shift)
+        for key in keys
+    }
+
+
+# ----------------------------------------------------------------------------- SSIM
+
+
+def separable_filter(maps: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """Correlate every map with the 2-D window ``outer(window, window)``, 'valid' (no padding).
+
+    Done as two 1-D passes, along W then along H, each a depthwise convolution whose "channels" are
+    all the rows (then all the columns) of all the maps, stored channels-last. This computes the same
+    numbers as a depthwise 2-D convolution per map, but oneDNN's depthwise kernels want many
+    channels: on the 2-core CPU it ran 2-3x faster, forward and backward, for 128-512 px maps
+    (benchmarks/README.md).
+
+    Inputs:
+    - maps: (N, C, H, W); window: (k,) taps, k <= H, W.
+    Returns:
+    - (N, C, H - k + 1, W - k + 1), a strided view (no final copy).
+    """
+    n, c, h, w = maps.shape
+    k = window.numel()
+    ho, wo = h - k + 1, w - k + 1
+    taps = window.view(1, 1, 1, k)
+    # Along W: the N*C*H rows are the channels of a 1 x W image (memory: W x NCH).
+    rows = maps.reshape(1, n * c * h, 1, w).contiguous(memory_format=torch.channels_last)
+    along_w = F.conv2d(rows, taps.expand(n * c * h, 1, 1, k), groups=n * c * h)  # memory: W' x NCH
+    # Along H: the N*C*W' columns are the channels of a 1 x H image (memory: H x NCW').
+    by_column = along_w.permute(0, 2, 3, 1).reshape(wo, n, c, h).permute(3, 1, 2, 0).contiguous()
+    columns = by_column.view(1, 1, h, n * c * wo).permute(0, 3, 1, 2)
+    along_h = F.conv2d(columns, taps.expand(n * c * wo, 1, 1, k), groups=n * c * wo)  # memory: H' x NCW'
+    return along_h.permute(0, 2, 3, 1).reshape(ho, n, c, wo).permute(1, 2, 0, 3)
+
+
+def local_statistics(
+    x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``nstlab.ssim.local_statistics``, with the five maps filtered together by :func:`separable_filter`."""
+    window = gaussian_window(window_size, sigma, dtype=x.dtype, device=x.device)
+    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    mu_x, mu_y, e_xx, e_yy, e_xy = separable_filter(stack, window).split(x.shape[1], dim=1)
+    return mu_x, mu_y, e_xx - mu_x * mu_x, e_yy - mu_y * mu_y, e_xy - mu_x * mu_y
+
+
+def ssim_gram_factor(gram: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """``losses.ssim_gram_factor(gram, target_gram)`` with its defaults (window 11, sigma 1.5, k1 0.01,
+    k2 0.03): (N, Ca, Cb), (N or 1, Ca, Cb) -> (N,)."""
+    g, a = losses.gram_to_unit_range(gram, target_gram)
+    stats = local_statistics(g.unsqueeze(1), a.expand_as(g).unsqueeze(1))
+    return (1.0 - ssim_map(*stats, c1=0.01**2, c2=0.03**2).mean(dim=(1, 2, 3))) / 2.0
