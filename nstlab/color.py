@@ -27,7 +27,7 @@ RGB_FROM_YIQ = torch.linalg.inv(YIQ_FROM_RGB)
 COLOR_MODES = ("cholesky", "pca", "sym")
 
 
-def _check_image(fn: str, name: str, img: object, channels: tuple[int, ...] = (3,)) -> None:
+def _check_batch(fn: str, name: str, img: object, channels: tuple[int, ...] = (3,)) -> None:
     if not isinstance(img, torch.Tensor):
         raise ValueError(f"{fn}: {name} must be a torch.Tensor, got {type(img).__name__}")
     if img.dim() != 4 or img.shape[1] not in channels:
@@ -59,7 +59,7 @@ def rgb_to_yiq(img: torch.Tensor) -> torch.Tensor:
     Returns:
     - (N, 3, H, W) YIQ: Y the luminance, I and Q the chrominance.
     """
-    _check_image("rgb_to_yiq", "img", img)
+    _check_batch("rgb_to_yiq", "img", img)
     return _apply_matrix(YIQ_FROM_RGB, img)
 
 
@@ -71,7 +71,7 @@ def yiq_to_rgb(img: torch.Tensor) -> torch.Tensor:
     Returns:
     - (N, 3, H, W) RGB.
     """
-    _check_image("yiq_to_rgb", "img", img)
+    _check_batch("yiq_to_rgb", "img", img)
     return _apply_matrix(RGB_FROM_YIQ, img)
 
 
@@ -83,7 +83,7 @@ def luminance(img: torch.Tensor) -> torch.Tensor:
     Returns:
     - (N, 1, H, W).
     """
-    _check_image("luminance", "img", img)
+    _check_batch("luminance", "img", img)
     w = YIQ_FROM_RGB[0].to(dtype=img.dtype, device=img.device).view(1, 3, 1, 1)
     return (img * w).sum(dim=1, keepdim=True)
 
@@ -104,8 +104,8 @@ def luminance_only_inputs(
       identical channels, ready for VGG.
     """
     fn = "luminance_only_inputs"
-    _check_image(fn, "content", content)
-    _check_image(fn, "style", style)
+    _check_batch(fn, "content", content)
+    _check_batch(fn, "style", style)
     _check_batch_pair(fn, "content", content, "style", style)
     yc, ys = luminance(content), luminance(style)
     mu_c = yc.mean(dim=(1, 2, 3), keepdim=True)
@@ -129,8 +129,8 @@ def recombine_luminance(
     - (N, 3, H, W) RGB.
     """
     fn = "recombine_luminance"
-    _check_image(fn, "stylized", stylized, channels=(1, 3))
-    _check_image(fn, "content", content)
+    _check_batch(fn, "stylized", stylized, channels=(1, 3))
+    _check_batch(fn, "content", content)
     _check_batch_pair(fn, "stylized", stylized, "content", content)
     if stylized.shape[-2:] != content.shape[-2:]:
         raise ValueError(
@@ -219,8 +219,8 @@ def match_color_histogram(
     fn = "match_color_histogram"
     if mode not in COLOR_MODES:
         raise ValueError(f"{fn}: mode must be one of {COLOR_MODES}, got {mode!r}")
-    _check_image(fn, "source", source)
-    _check_image(fn, "target", target)
+    _check_batch(fn, "source", source)
+    _check_batch(fn, "target", target)
     _check_batch_pair(fn, "source", source, "target", target)
     if not eps >= 0:
         raise ValueError(f"{fn}: eps must be >= 0, got {eps!r}")

@@ -35,6 +35,7 @@ from nstlab import _kernels, losses
 from nstlab.images import (
     IMAGE_SUFFIXES,
     as_image,
+    describe,
     list_images,
     load_image,
     resize,
@@ -452,12 +453,6 @@ def _style_id(style_image: torch.Tensor) -> str:
     return hashlib.sha1(style_image.float().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
-def _describe(image: Any) -> str:
-    if isinstance(image, torch.Tensor):
-        return f"tensor{tuple(image.shape)}"
-    return str(image)
-
-
 def _check_resumable(stored: dict[str, Any], config: dict[str, Any], path: Path) -> None:
     different = [k for k in RESUME_KEYS if stored.get(k) != config[k]]
     if different:
@@ -528,7 +523,7 @@ def train_fast(
         style_image, style_size, content_layers, style_layers, content_weight, style_weight, tv_weight, weights, device
     )
     config = {
-        "style": _describe(style),
+        "style": describe(style),
         "style_id": _style_id(style_image),
         "content_dir": f"bundled minus {list(held_out)}" if content_dir is None else str(Path(content_dir).resolve()),
         "steps": steps,

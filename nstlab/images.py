@@ -28,7 +28,7 @@ class ImageError(ValueError):
     """An image could not be used; the message names the file and the problem."""
 
 
-def _describe(source: PathOrFile) -> str:
+def _source_name(source: PathOrFile) -> str:
     if isinstance(source, (str, os.PathLike)):
         return str(source)
     if isinstance(source, bytes):
@@ -36,9 +36,18 @@ def _describe(source: PathOrFile) -> str:
     return getattr(source, "name", "<file object>")
 
 
+def describe(image: object) -> str | None:
+    """How a run's record names an input image: ``"tensor(1, 3, H, W)"``, the path or name, or None."""
+    if image is None:
+        return None
+    if isinstance(image, torch.Tensor):
+        return f"tensor{tuple(image.shape)}"
+    return str(image) if isinstance(image, (str, os.PathLike)) else type(image).__name__
+
+
 def _open(source: PathOrFile) -> Image.Image:
     """Open and fully decode an image, turning every PIL/OS failure into an ImageError."""
-    name = _describe(source)
+    name = _source_name(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -85,7 +94,7 @@ def load_image(path_or_file: PathOrFile, max_size: int | None = None) -> torch.T
     Returns: float32 tensor (1, 3, H, W) in [0, 1]. EXIF orientation is applied.
     Raises ImageError for a missing, non-image, corrupt or too small (< 32 px) file.
     """
-    name = _describe(path_or_file)
+    name = _source_name(path_or_file)
     img = _open(path_or_file)
     try:
         img = ImageOps.exif_transpose(img)
@@ -100,7 +109,7 @@ def load_image(path_or_file: PathOrFile, max_size: int | None = None) -> torch.T
     return tensor
 
 
-def _check_image(tensor: torch.Tensor, what: str) -> None:
+def _check_image_shape(tensor: torch.Tensor, what: str) -> None:
     if not isinstance(tensor, torch.Tensor) or tensor.dim() not in (3, 4):
         shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
         raise ValueError(f"{what}: expected an image tensor (3, H, W) or (N, 3, H, W), got {shape}")
@@ -110,7 +119,7 @@ def _check_image(tensor: torch.Tensor, what: str) -> None:
 
 def to_pil(tensor: torch.Tensor) -> Image.Image:
     """The first image of a (N, 3, H, W) or (3, H, W) tensor in [0, 1] as a PIL RGB image."""
-    _check_image(tensor, "to_pil")
+    _check_image_shape(tensor, "to_pil")
     img = tensor.detach()[0] if tensor.dim() == 4 else tensor.detach()
     img = img.float().clamp(0, 1).expand(3, -1, -1)
     arr = (img.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
@@ -140,7 +149,7 @@ def resize(tensor: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
 
     Uses antialiased bilinear interpolation, so shrinking does not alias.
     """
-    _check_image(tensor, "resize")
+    _check_image_shape(tensor, "resize")
     h, w = target_size(tensor.shape[-2], tensor.shape[-1], size)
     if (h, w) == tuple(tensor.shape[-2:]):
         return tensor
@@ -203,7 +212,7 @@ def as_image(image: torch.Tensor | PathOrFile, size: int | tuple[int, int] | Non
     ``size``, if given, resizes the result (long side, or (H, W)) as :func:`resize` does.
     """
     if isinstance(image, torch.Tensor):
-        _check_image(image, "image")
+        _check_image_shape(image, "image")
         tensor = image if image.dim() == 4 else image.unsqueeze(0)
         tensor = tensor.float().expand(-1, 3, -1, -1) if tensor.shape[1] == 1 else tensor.float()
     elif isinstance(image, str) and not Path(image).exists() and Path(image).suffix == "":

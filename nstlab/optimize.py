@@ -42,13 +42,21 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from nstlab import _kernels, color, losses
-from nstlab.images import as_image, resize, target_size
-from nstlab.presets import DEFAULT_LR, DEFAULTS, LBFGS_HISTORY, OPTION_NAMES, PRESETS, _fail, resolve_options
+from nstlab.images import as_image, describe, resize, target_size
+from nstlab.presets import (
+    DEFAULT_LR_BY_OPTIMIZER,
+    DEFAULTS,
+    LBFGS_HISTORY,
+    OPTION_NAMES,
+    PRESETS,
+    _fail,
+    resolve_options,
+)
 from nstlab.settings import default_device, keep_freed_memory
 from nstlab.vgg import VGG19_LAYERS, VGGFeatures
 
 __all__ = [
-    "DEFAULT_LR", "DEFAULTS", "OPTION_NAMES", "PRESETS", "InsufficientMemoryError", "Result", "StepInfo",
+    "DEFAULT_LR_BY_OPTIMIZER", "DEFAULTS", "OPTION_NAMES", "PRESETS", "InsufficientMemoryError", "Result", "StepInfo",
     "resolve_options", "stylize",
 ]
 
@@ -364,14 +372,6 @@ def _optimize_scale(
 # ----------------------------------------------------------------------------- stylize
 
 
-def _describe(image: Any) -> str | None:
-    if image is None:
-        return None
-    if isinstance(image, torch.Tensor):
-        return f"tensor{tuple(image.shape)}"
-    return str(image) if isinstance(image, (str, os.PathLike)) else type(image).__name__
-
-
 def _scale_sizes(content_hw: tuple[int, int], opts: dict, deepest: str) -> list[tuple[int, int]]:
     """(H, W) of every scale; each must survive the pools before the deepest layer."""
     pools = sum(1 for n in VGG19_LAYERS[: VGG19_LAYERS.index(deepest)] if n.startswith("pool"))
@@ -502,10 +502,10 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
 
     settings = {k: v for k, v in opts.items() if k not in ("callback", "init", "device", "weights", "scale_fractions")}
     settings.update(
-        content=_describe(content),
-        style=None if style is None else [_describe(s) for s in styles_in],
+        content=describe(content),
+        style=None if style is None else [describe(s) for s in styles_in],
         style_weights=blend,
-        init=_describe(opts["init"]) if isinstance(opts["init"], torch.Tensor) else opts["init"],
+        init=describe(opts["init"]) if isinstance(opts["init"], torch.Tensor) else opts["init"],
         callback=getattr(opts["callback"], "__name__", "callback") if opts["callback"] is not None else None,
         device=str(device),
         weights=None if opts["weights"] is None else str(opts["weights"]),

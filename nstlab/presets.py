@@ -99,7 +99,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+DEFAULT_LR_BY_OPTIMIZER = {"lbfgs": 1.0, "adam": 0.02}
 """lr when neither the user nor the preset sets one: L-BFGS' step multiplier 1 (torch default);
 Adam 0.02 on [0, 1] pixels (the TensorFlow style-transfer tutorial's value, about the blog's 5/255)."""
 
@@ -114,7 +114,7 @@ DEFAULTS: dict[str, Any] = {
     "style_scale": 1.0,  # style long side = style_scale * output long side (neural-style: 1.0)
     "normalize_losses": True,  # see the module docstring
     "preserve_color": None,  # None | "luminance" | "histogram" (Gatys et al., 2016, colour paper)
-    "lr": None,  # None -> the preset's lr for its optimizer, else DEFAULT_LR
+    "lr": None,  # None -> the preset's lr for its optimizer, else DEFAULT_LR_BY_OPTIMIZER
     "adam_betas": (0.9, 0.999),  # torch.optim.Adam defaults
     "adam_eps": 1e-8,
     "weights": None,  # None/"auto" follow NSTLAB_WEIGHTS; "imagenet", "random" or a path
@@ -217,7 +217,7 @@ def resolve_options(preset: str = "gatys", **options: Any) -> dict[str, Any]:
     if not isinstance(opts["init"], torch.Tensor) and opts["init"] not in INITS:
         _fail("init", f"must be one of {INITS} or an image tensor, got {opts['init']!r}")
     if opts["lr"] is None:
-        opts["lr"] = DEFAULT_LR[opts["optimizer"]]
+        opts["lr"] = DEFAULT_LR_BY_OPTIMIZER[opts["optimizer"]]
     opts["lr"] = _number("lr", opts["lr"], positive=True)
     betas = opts["adam_betas"]
     if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(

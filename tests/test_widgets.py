@@ -14,7 +14,7 @@ from PIL import Image
 
 from nstlab import plotting, widgets
 from nstlab.images import load_image, sample_image
-from nstlab.optimize import DEFAULT_LR, PRESETS, Result, resolve_options
+from nstlab.optimize import DEFAULT_LR_BY_OPTIMIZER, PRESETS, Result, resolve_options
 from nstlab.settings import smoke_or
 
 CONTENT, STYLE = "tower_bridge", "van_gogh_cafe_terrace_at_night"
@@ -196,7 +196,7 @@ def test_panel_controls_map_to_options():
     assert (opts["scales"], opts["seed"], opts["content_weight"]) == (2, 7, 0.1)
 
     panel.optimizer.value = "adam"  # lr follows the optimizer
-    assert panel.options()["lr"] == DEFAULT_LR["adam"]
+    assert panel.options()["lr"] == DEFAULT_LR_BY_OPTIMIZER["adam"]
     panel.preset.value = "ssim"
     opts = panel.options()
     assert (opts["optimizer"], opts["lr"], opts["ssim_weighting"]) == ("adam", PRESETS["ssim"]["lr"], True)
