@@ -9,9 +9,14 @@ One run measures, on the same images, size and device, with fixed seeds and rand
   ``features`` stack with loss modules inserted, the style Grams recomputed from the style
   features every step, full resolution only, L-BFGS with a closure), with exactly the objective
   of nstlab's "gatys" preset;
-- nstlab: ``stylize`` for every preset (its closures timed too), and gatys at a big size (1024 px);
-- time to quality: the wall time nstlab (multi-scale, L-BFGS) needs to reach the loss the baseline
-  reaches after ``--steps`` L-BFGS steps, both measured with the baseline's own loss.
+- nstlab: ``stylize`` for every preset in every precision of ``--precisions`` (its closures timed too), a
+  reduced-precision floor, and gatys at a big size (1024 px);
+- peers, per L-BFGS iteration (one loss evaluation each): neural-style-pt (PyPI ``neural-style``, the ``bench``
+  extra; run through its own command line on the same random VGG19) and the naive baseline;
+- time to quality: the wall time nstlab (multi-scale, L-BFGS) needs, in each precision, to reach the loss the
+  baseline reaches after ``--steps`` L-BFGS steps, both measured with the baseline's own loss;
+- with ``--quality-steps N``: each preset run N steps in each precision, and how far the reduced-precision
+  results are from the fp32 one (objective evaluated in fp32, pixels, SSIM).
 
 Run ``python benchmarks/bench.py --size 256 --device cpu``; benchmarks/README.md defines every number.
 """
@@ -23,12 +28,15 @@ import contextlib
 import copy
 import ctypes
 import gc
+import importlib.util
 import json
 import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -44,9 +52,10 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout without install
     sys.path.insert(0, str(ROOT))
 
 from nstlab import optimize  # noqa: E402
-from nstlab.images import as_image, resize  # noqa: E402
-from nstlab._kernels import gram  # noqa: E402
-from nstlab.optimize import PRESETS, feature_extractor, resolve_options, stylize  # noqa: E402
+from nstlab._kernels import PRECISIONS, gram, resolve_precision  # noqa: E402
+from nstlab.images import as_image, resize, save_image  # noqa: E402
+from nstlab.optimize import PRESETS, feature_extractor, objective, resolve_options, stylize  # noqa: E402
+from nstlab.ssim import ssim  # noqa: E402
 from nstlab.settings import default_device, keep_freed_memory  # noqa: E402
 from nstlab.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG19_LAYERS, vgg19_features  # noqa: E402
 
@@ -72,6 +81,9 @@ class Config:
     ttq_max_steps: int = 300
     big_size: int = 1024
     big_steps: int = 8
+    precisions: list[str] = field(default_factory=lambda: ["fp32", "auto"])
+    peer_steps: int = 40
+    quality_steps: int = 0
     out: str | None = None
 
 
@@ -159,14 +171,16 @@ def deepest_layer(preset: str) -> str:
 # ----------------------------------------------------------------------------- floor
 
 
-def floor_pass(image: torch.Tensor, deepest: str, device: torch.device) -> Callable[[], float]:
+def floor_pass(
+    image: torch.Tensor, deepest: str, device: torch.device, precision: str = "fp32"
+) -> Callable[[], float]:
     """A function that runs one timed forward + backward pass up to ``deepest`` and returns its seconds.
 
-    The network is the engine's own (``feature_extractor``: same truncation, memory format, dtype);
-    the backward pass starts from a fixed gradient on the deepest layer's output: no loss code.
-    One untimed warm-up pass is run here (it builds the oneDNN/cuDNN kernels).
+    The network is the engine's own (``feature_extractor``: same truncation, memory format, and the dtype of
+    ``precision``); the backward pass starts from a fixed gradient on the deepest layer's output: no loss
+    code. One untimed warm-up pass is run here (it builds the oneDNN/cuDNN kernels).
     """
-    vgg = feature_extractor([deepest], WEIGHTS, "max", device)
+    vgg = feature_extractor([deepest], WEIGHTS, "max", device, precision=precision)
     x = image.detach().to(device).requires_grad_(True)
     out = vgg(x)[deepest]  # the warm-up pass, which also gives the gradient's shape
     grad = torch.ones_like(out)
@@ -423,9 +437,10 @@ def closure_timer(device: torch.device) -> Iterator[list[float]]:
 
 
 def nstlab_run(
-    content: torch.Tensor, style: torch.Tensor, preset: str, device: torch.device, steps: int, **options: Any
+    content: torch.Tensor, style: torch.Tensor, preset: str, device: torch.device, steps: int, precision: str,
+    **options: Any,
 ) -> tuple[Any, list[float], float]:
-    """``stylize`` for ``steps`` steps at the content's size, timing its closures too.
+    """``stylize`` for ``steps`` steps at the content's size in ``precision``, timing its closures too.
 
     Returns: (the Result, the closure times, the wall time of the whole call).
     """
@@ -434,7 +449,7 @@ def nstlab_run(
         start = time.perf_counter()
         result = stylize(
             content, style, preset=preset, steps=steps, size=max(content.shape[-2:]),
-            weights=WEIGHTS, device=device, progress=False, **options,
+            weights=WEIGHTS, device=device, progress=False, precision=precision, **options,
         )
         _sync(device)
     return result, evals, time.perf_counter() - start
@@ -446,11 +461,11 @@ def nstlab_time_to_quality(
     target: float,
     yardstick: Callable[[torch.Tensor], float],
     device: torch.device,
-    scales: list[float],
-    coarse_steps: list[int],
-    max_steps: int,
+    config: Config,
+    precision: str,
 ) -> dict[str, Any]:
-    """Wall time of ``stylize`` (gatys preset, L-BFGS, ``scales``) until yardstick(image) <= target.
+    """Wall time of ``stylize`` (gatys preset, L-BFGS, the config's scales, ``precision``) until
+    yardstick(image) <= target.
 
     The callback evaluates the yardstick on the image after every step of the final scale and
     stops the run once the target is reached; the time spent inside the callback is subtracted.
@@ -474,15 +489,128 @@ def nstlab_time_to_quality(
     _sync(device)
     start = time.perf_counter()
     result = stylize(
-        content, style, preset="gatys", size=max(content.shape[-2:]), scales=scales,
-        steps=[*coarse_steps, max_steps], weights=WEIGHTS, device=device, progress=False,
-        callback=stop_at_target, callback_every=1,
+        content, style, preset="gatys", size=max(content.shape[-2:]), scales=config.ttq_scales,
+        steps=[*config.ttq_coarse_steps, config.ttq_max_steps], weights=WEIGHTS, device=device, progress=False,
+        callback=stop_at_target, callback_every=1, precision=precision,
     )
     _sync(device)
     seconds = time.perf_counter() - start - spent
-    per_scale = [[t for t, k in zip(result.step_times, result.history["scale"]) if k == i] for i in range(len(scales))]
+    scales = range(len(config.ttq_scales))
+    per_scale = [[t for t, k in zip(result.step_times, result.history["scale"]) if k == i] for i in scales]
     steady = sum(len(times) * median(times) for times in per_scale if times)
-    return {**found, "seconds": seconds, "steps": [*coarse_steps, found["final_steps"]], "median_seconds": steady}
+    return {**found, "seconds": seconds, "steps": [*config.ttq_coarse_steps, found["final_steps"]],
+            "median_seconds": steady}
+
+
+# ----------------------------------------------------------------------------- a peer: neural-style-pt
+
+PEER = "neural_style"
+"""neural-style-pt's module (PyPI ``neural-style``, the project's ``bench`` extra)."""
+
+
+def peer_version() -> str | None:
+    """The installed neural-style-pt version, or None when it is not installed."""
+    if importlib.util.find_spec(PEER) is None:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("neural-style")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def run_peer(content: torch.Tensor, style: torch.Tensor, steps: int, device: torch.device) -> list[float]:
+    """Seconds of each L-BFGS iteration (one loss evaluation and the update) of neural-style-pt's command line.
+
+    It runs as a user runs it (``-backend nn -optimizer lbfgs``, history 100, content initialisation, the
+    Gatys layers relu4_2 and relu1_1 ... relu5_1, max pooling) on the same images and the same random VGG19,
+    saved in torchvision's key layout in a file whose name makes its loader pick VGG-19. With ``-print_iter 1``
+    it prints a line after every evaluation; the intervals between those lines are the iterations.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        model_file = folder / "vgg19-random.pth"
+        torch.save({f"features.{k}": v for k, v in vgg19_features(WEIGHTS)[0].state_dict().items()}, model_file)
+        save_image(content, folder / "content.png")
+        save_image(style, folder / "style.png")
+        gpu = "c" if device.type == "cpu" else str(device.index or 0)
+        command = [
+            sys.executable, "-u", "-c", f"from {PEER}.neural_style import main; main()",
+            "-content_image", str(folder / "content.png"), "-style_image", str(folder / "style.png"),
+            "-image_size", str(max(content.shape[-2:])), "-model_file", str(model_file), "-disable_check",
+            "-backend", "nn", "-optimizer", "lbfgs", "-num_iterations", str(steps), "-init", "image",
+            "-pooling", "max", "-print_iter", "1", "-save_iter", "0", "-seed", "0", "-gpu", gpu,
+            "-output_image", str(folder / "out.png"),
+        ]
+        env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+        stamps: list[float] = []
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+            assert proc.stdout is not None
+            lines = []
+            for line in proc.stdout:
+                lines.append(line)
+                if line.startswith("Iteration "):  # printed once per evaluation, losses follow
+                    stamps.append(time.perf_counter())
+        if proc.returncode != 0 or len(stamps) < 3:
+            raise RuntimeError(f"neural-style-pt failed (exit {proc.returncode}):\n{''.join(lines[-20:])}")
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def measure_peers(content: torch.Tensor, style: torch.Tensor, naive: dict[str, Any], gatys: dict[str, Any],
+                  config: Config, device: torch.device, log: Callable[[str], None]) -> dict[str, Any]:
+    """Per L-BFGS iteration over the first ``peer_steps`` iterations: neural-style-pt, the naive baseline and
+    nstlab's gatys run in each precision (their first iteration left out), and peer / nstlab."""
+    k = config.peer_steps
+    nstlab_times = {p: median(r.step_times[1:k]) for p, r in gatys.items()}
+    peers: dict[str, Any] = {"iterations": k, "nstlab": nstlab_times,
+                             "naive baseline": {"seconds": median(naive["step_times"][1:k])}}
+    version = peer_version()
+    if version is None:
+        log("  neural-style-pt is not installed (pip install -e '.[bench]'): its row is left out")
+    else:
+        times = run_peer(content, style, k, device)
+        peers[f"neural-style-pt {version}"] = {"seconds": median(times[1:]), "times": times}
+    for name, peer in peers.items():
+        if name not in ("iterations", "nstlab"):
+            peer["peer_vs_nstlab"] = {p: peer["seconds"] / t for p, t in nstlab_times.items()}
+            log(f"  {name}: {peer['seconds']:.3f} s per iteration; / nstlab: "
+                + ", ".join(f"{p} {v:.2f}" for p, v in peer["peer_vs_nstlab"].items()))
+    return peers
+
+
+# ----------------------------------------------------------------------------- quality in reduced precision
+
+
+def measure_quality(content: torch.Tensor, style: torch.Tensor, config: Config, device: torch.device,
+                    log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Each preset ``quality_steps`` steps in each precision from the content image: the final objective
+    evaluated with a float32 network, and the reduced-precision images' distance to the fp32 image (mean
+    absolute pixel difference, SSIM); for scale, the same distances for an fp32 run started from the content
+    image with a 1/255 dither."""
+    rows = []
+    size = max(content.shape[-2:])
+    dither = (torch.rand(content.shape, generator=torch.Generator().manual_seed(1)) - 0.5) / 255
+    for preset in config.presets:
+        runs = {p: dict(init="content") for p in config.precisions}
+        runs["fp32 dithered"] = dict(init=(content + dither).clamp(0, 1))
+        images, objectives = {}, {}
+        for name, extra in runs.items():
+            precision = name.split()[0]
+            result = stylize(content, style, preset=preset, size=size, steps=config.quality_steps, weights=WEIGHTS,
+                             device=device, progress=False, precision=precision, **extra)
+            images[name] = result.image
+            objectives[name] = objective(result.image, content, style, preset=preset, weights=WEIGHTS,
+                                         device=device)["total"]
+        for name in images:
+            row = {"preset": preset, "size": size, "run": name, "steps": config.quality_steps,
+                   "objective": objectives[name], "vs_fp32": objectives[name] / objectives["fp32"] - 1,
+                   "pixel_difference": float((images[name] - images["fp32"]).abs().mean()),
+                   "ssim": float(ssim(images[name], images["fp32"]))}
+            rows.append(row)
+            log(f"  quality {preset} {name}: objective {row['objective']:.5g} ({row['vs_fp32']:+.2%}), "
+                f"mean |difference| {row['pixel_difference']:.4f}, SSIM {row['ssim']:.3f}")
+    return rows
 
 
 # ----------------------------------------------------------------------------- the run
@@ -529,14 +657,17 @@ def load_average() -> list[float] | None:
 
 
 def _row(name: str, preset: str, kind: str, size: int, deepest: str, times: list[float], peak: int | None,
-         **extra: Any) -> dict[str, Any]:
-    return {"name": name, "preset": preset, "kind": kind, "size": size, "deepest": deepest, "times": times,
-            "seconds": median(times), "peak_bytes": peak, **extra}
+         precision: str = "fp32", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "preset": preset, "kind": kind, "size": size, "deepest": deepest, "precision": precision,
+            "times": times, "seconds": median(times), "peak_bytes": peak, **extra}
 
 
 def measure_preset(content: torch.Tensor, style: torch.Tensor, preset: str, steps: int, config: Config,
-                   device: torch.device, log: Callable[[str], None]) -> tuple[list[dict[str, Any]], Any]:
-    """Floor, nstlab evaluation and nstlab step of one preset at one size; returns the rows and the Result."""
+                   device: torch.device, log: Callable[[str], None]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Floors, nstlab evaluation and nstlab step of one preset at one size in each precision.
+
+    Returns: the rows and {precision: Result}.
+    """
     deepest = deepest_layer(preset)
     size = max(content.shape[-2:])
     # Passes in a row first (kept in the JSON as "alone", and their peak memory is the floor's), with
@@ -545,24 +676,43 @@ def measure_preset(content: torch.Tensor, style: torch.Tensor, preset: str, step
         one_pass = floor_pass(content, deepest, device)
         floor_alone = [one_pass() for _ in range(config.repeats)]
     floor_peak = mem.peak
-    # Then the same pass alternates with nstlab's steps (one after each step, from the callback,
-    # outside the step's own time), so that both are measured over the same minutes of a host whose
-    # speed drifts.
-    floor: list[float] = []
-    with PeakMemory(device) as mem:
-        result, evals, wall = nstlab_run(content, style, preset, device, steps, callback_every=1,
-                                         callback=lambda info: floor.append(one_pass()) if info.step > 0 else None)
-    rows = [_row(f"{preset}: floor (forward + backward to {deepest})", preset, "floor", size, deepest, floor,
-                 floor_peak, alone=floor_alone)]
-    # The first step builds oneDNN/cuDNN plans: it is left out of the medians.
-    rows += [
-        _row(f"{preset}: nstlab loss evaluation (closure)", preset, "evaluation", size, deepest, evals[1:], None),
-        _row(f"{preset}: nstlab step ({result.settings['optimizer']}, {steps} steps)", preset, "step", size,
-             deepest, result.step_times[1:], mem.peak, wall=wall - sum(floor)),
-    ]
-    log(f"  {preset} at {size} px: floor {median(floor):.3f} s ({median(floor_alone):.3f} s in a row), "
-        f"evaluation {median(evals[1:]):.3f} s, step {median(result.step_times[1:]):.3f} s, "
-        f"{steps} steps in {wall - sum(floor):.1f} s")
+    rows: list[dict[str, Any]] = []
+    results: dict[str, Any] = {}
+    for precision in config.precisions:
+        # The fp32 floor pass alternates with nstlab's steps (one after each step, from the callback,
+        # outside the step's own time), so that both are measured over the same minutes of a host whose
+        # speed drifts. Every precision's rows are divided by the fp32 floor passes of their own run.
+        floor: list[float] = []
+        with PeakMemory(device) as mem:
+            result, evals, wall = nstlab_run(
+                content, style, preset, device, steps, precision, callback_every=1,
+                callback=lambda info: floor.append(one_pass()) if info.step > 0 else None,
+            )
+        results[precision] = result
+        tag = f"{preset} [{precision}]"
+        if precision == "fp32":
+            rows.append(_row(f"{preset}: floor, fp32 (forward + backward to {deepest})", preset, "floor", size,
+                             deepest, floor, floor_peak, alone=floor_alone))
+        else:  # the floor in this precision, each pass followed by an fp32 floor pass
+            with PeakMemory(device) as reduced_mem, keep_freed_memory():
+                reduced_pass = floor_pass(content, deepest, device, precision)
+                reduced, paired = [], []
+                for _ in range(config.repeats):
+                    reduced.append(reduced_pass())
+                    paired.append(one_pass())
+            rows.append(_row(f"{tag}: floor in {precision} (/ its own {len(paired)} paired fp32 floor passes)",
+                             preset, "floor", size, deepest, reduced, reduced_mem.peak, precision,
+                             floor_times=paired))
+        # The first step builds oneDNN/cuDNN plans: it is left out of the medians.
+        rows += [
+            _row(f"{tag}: nstlab loss evaluation (closure)", preset, "evaluation", size, deepest, evals[1:], None,
+                 precision, floor_times=floor),
+            _row(f"{tag}: nstlab step ({result.settings['optimizer']}, {steps} steps)", preset, "step", size,
+                 deepest, result.step_times[1:], mem.peak, precision, floor_times=floor, wall=wall - sum(floor)),
+        ]
+        log(f"  {tag} at {size} px: fp32 floor {median(floor):.3f} s ({median(floor_alone):.3f} s in a row), "
+            f"evaluation {median(evals[1:]):.3f} s, step {median(result.step_times[1:]):.3f} s, "
+            f"{steps} steps in {wall - sum(floor):.1f} s")
     if preset == "gatys":
         update = lbfgs_update_times(tuple(content.shape), device, config.repeats)
         rows.append(_row(f"gatys: L-BFGS update alone, full history ({optimize.LBFGS_HISTORY} pairs)", preset,
@@ -579,7 +729,7 @@ def measure_preset(content: torch.Tensor, style: torch.Tensor, preset: str, step
         rows.append(_row(name, preset, "gram_products", size, deepest, products, None, floor_times=paired_floor))
         log(f"  the Gram products alone at {size} px: {median(products):.3f} s, "
             f"{median(products) / median(paired_floor):.3f} x the floor passes between them")
-    return rows, result
+    return rows, results
 
 
 def run(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -587,6 +737,8 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     device = default_device(config.device)  # a clear error for a device this machine lacks
+    # "auto" is measured as what it resolves to here (each precision once).
+    config.precisions = list(dict.fromkeys(resolve_precision(p, device) for p in config.precisions))
     torch.manual_seed(0)
     t_start = time.perf_counter()
     results: dict[str, Any] = {"config": asdict(config), "machine": machine_info(device),
@@ -594,15 +746,16 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
     content, style = load_pair(config.content, config.style, config.size)
     results["image_hw"] = list(content.shape[-2:])
     log(f"nstlab benchmark: {config.content} + {config.style}, {content.shape[-2]}x{content.shape[-1]} px, "
-        f"{device}, {torch.get_num_threads()} threads, load average {results['load_before']}")
+        f"{device}, {torch.get_num_threads()} threads, precisions {config.precisions}, "
+        f"load average {results['load_before']}")
 
     rows: list[dict[str, Any]] = []
-    gatys = None
+    gatys: dict[str, Any] = {}
     for preset in config.presets:
         steps = config.steps if preset == "gatys" else config.preset_steps
-        preset_rows, result = measure_preset(content, style, preset, steps, config, device, log)
+        preset_rows, preset_results = measure_preset(content, style, preset, steps, config, device, log)
         rows += preset_rows
-        gatys = result if preset == "gatys" else gatys
+        gatys = preset_results if preset == "gatys" else gatys
 
     with PeakMemory(device) as mem:
         naive = run_naive(content, style, config.steps, device)
@@ -613,36 +766,40 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
     log(f"  naive baseline: {median(naive['step_times'][1:]):.3f} s/step, {config.steps} steps in "
         f"{naive['wall']:.1f} s, loss {target:.5g}")
     quality: dict[str, Any] = {"baseline_seconds": naive["wall"], "baseline_steps": config.steps,
-                               "baseline_loss": target}
-    if gatys is not None:  # the same objective, the same number of steps: a check of the yardstick
-        quality.update(nstlab_same_steps_loss=yardstick(gatys.image.to(device)),
-                       baseline_loss_at_content=yardstick(content.to(device)),
-                       nstlab_loss_at_content=gatys.history["total"][0])
-    ttq = nstlab_time_to_quality(content, style, target, yardstick, device, config.ttq_scales,
-                                 config.ttq_coarse_steps, config.ttq_max_steps)
+                               "baseline_loss": target, "baseline_loss_at_content": yardstick(content.to(device))}
+    if "fp32" in gatys:  # the same objective, the same number of steps: a check of the yardstick
+        quality.update(nstlab_same_steps_loss=yardstick(gatys["fp32"].image.to(device)),
+                       nstlab_loss_at_content=gatys["fp32"].history["total"][0])
     baseline_steady = config.steps * median(naive["step_times"][1:])
-    quality.update(nstlab=ttq, ratio=ttq["seconds"] / naive["wall"] if ttq["reached"] else math.inf,
-                   baseline_median_seconds=baseline_steady,
+    quality.update(baseline_median_seconds=baseline_steady, nstlab={})
+    for precision in config.precisions:
+        ttq = nstlab_time_to_quality(content, style, target, yardstick, device, config, precision)
+        ttq.update(ratio=ttq["seconds"] / naive["wall"] if ttq["reached"] else math.inf,
                    ratio_from_medians=ttq["median_seconds"] / baseline_steady if ttq["reached"] else math.inf)
-    log(f"  nstlab time to quality: {ttq['seconds']:.1f} s (steps per scale {ttq['steps']}, "
-        f"reached={ttq['reached']}), ratio {quality['ratio']:.3f}")
+        quality["nstlab"][precision] = ttq
+        log(f"  nstlab [{precision}] time to quality: {ttq['seconds']:.1f} s (steps per scale {ttq['steps']}, "
+            f"reached={ttq['reached']}), ratio {ttq['ratio']:.3f}")
+    peers = measure_peers(content, style, naive, gatys, config, device, log) if gatys else {}
 
     if config.big_size > 0:
         big_content, big_style = load_pair(config.content, config.style, config.big_size)
         rows += measure_preset(big_content, big_style, "gatys", config.big_steps, config, device, log)[0]
+    if config.quality_steps > 0:
+        results["precision_quality"] = measure_quality(content, style, config, device, log)
 
-    results.update(rows=rows, quality=quality, load_after=load_average(),
+    results.update(rows=rows, quality=quality, peers=peers, load_after=load_average(),
                    total_seconds=time.perf_counter() - t_start)
     summarise(results)
     return results
 
 
 def summarise(results: dict[str, Any]) -> None:
-    """Add the ratios of the issue: each row / its preset's floor, and baseline / nstlab step."""
-    floors = {(r["preset"], r["size"]): r["seconds"] for r in results["rows"] if r["kind"] == "floor"}
+    """Add the ratios of the issue: each row / the fp32 floor passes it was paired with (or its preset's fp32
+    floor row), and baseline / nstlab step."""
+    floors = {(r["preset"], r["size"]): r["seconds"] for r in results["rows"]
+              if r["kind"] == "floor" and r["precision"] == "fp32"}
     baseline = next((r for r in results["rows"] if r["kind"] == "baseline"), None)
     for r in results["rows"]:
-        # A row measured with its own floor passes between its passes is compared with those.
         floor = median(r["floor_times"]) if "floor_times" in r else floors.get((r["preset"], r["size"]))
         r["vs_floor"] = r["seconds"] / floor if floor else None
         same = baseline is not None and r["kind"] == "step" and (r["preset"], r["size"]) == ("gatys", baseline["size"])
@@ -654,7 +811,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    """The results as a markdown table, with the machine above and time to quality below."""
+    """The results as markdown tables, with the machine above and peers and time to quality below."""
     m, c = results["machine"], results["config"]
     h, w = results["image_hw"]
     lines = [
@@ -662,7 +819,8 @@ def table(results: dict[str, Any]) -> str:
         + (f" [{m['gpu']}]" if "gpu" in m else "")
         + f", torch {m['torch']}, {m['threads']} threads; load average {results['load_before']} before, "
         f"{results['load_after']} after",
-        f"{c['content']} + {c['style']} at {c['size']} px ({h}x{w}), random VGG19 weights; seconds are medians",
+        f"{c['content']} + {c['style']} at {c['size']} px ({h}x{w}), random VGG19 weights; seconds are medians; "
+        "/ floor is to the fp32 floor",
         "",
         "| configuration | size | s / step | / floor | baseline / nstlab | peak memory (MiB) |",
         "|---|---|---:|---:|---:|---:|",
@@ -673,21 +831,42 @@ def table(results: dict[str, Any]) -> str:
             f"| {r['name']} | {r['size']} px | {_fmt(r['seconds'], '.3f')} | {_fmt(r['vs_floor'], '.2f')} | "
             f"{_fmt(r['baseline_vs_nstlab'], '.2f')} | {_fmt(mib, '.0f')} |"
         )
+    peers = results.get("peers") or {}
+    if peers:
+        precisions = list(peers["nstlab"])
+        lines += [
+            "",
+            "Per L-BFGS iteration (one loss evaluation and the update), medians of iterations "
+            f"2-{peers['iterations']}:",
+            "",
+            "| implementation | s / iteration | " + " | ".join(f"/ nstlab {p}" for p in precisions) + " |",
+            "|---|---:|" + "---:|" * len(precisions),
+        ]
+        lines += [f"| nstlab, {p} | {t:.3f} |" + " – |" * len(precisions) for p, t in peers["nstlab"].items()]
+        for name, peer in peers.items():
+            if name not in ("iterations", "nstlab"):
+                ratios = " | ".join(f"{peer['peer_vs_nstlab'][p]:.2f}" for p in precisions)
+                lines.append(f"| {name} | {peer['seconds']:.3f} | {ratios} |")
     q = results["quality"]
-    n = q["nstlab"]
-    reached = (f"reaches {n['yardstick']:.5g} in {n['seconds']:.1f} s: **{q['ratio']:.3f}** of the baseline's time."
-               if n["reached"] else f"did not reach it within {n['seconds']:.1f} s.")
-    lines += [
-        "",
-        f"Time to quality: the baseline's {q['baseline_steps']} L-BFGS steps take {q['baseline_seconds']:.1f} s "
-        f"and reach loss {q['baseline_loss']:.5g}; nstlab (gatys, L-BFGS, scales {c['ttq_scales']}, steps per "
-        f"scale {n['steps']}) {reached} From the median step times (steps x median, per scale): "
-        f"{n['median_seconds']:.1f} s / {q['baseline_median_seconds']:.1f} s = {q['ratio_from_medians']:.3f}.",
-    ]
+    lines += ["", f"Time to quality: the baseline's {q['baseline_steps']} L-BFGS steps take "
+              f"{q['baseline_seconds']:.1f} s and reach loss {q['baseline_loss']:.5g}; nstlab (gatys, L-BFGS, "
+              f"scales {c['ttq_scales']}):"]
+    for precision, n in q["nstlab"].items():
+        reached = (f"reaches {n['yardstick']:.5g} in {n['seconds']:.1f} s (steps per scale {n['steps']}): "
+                   f"**{n['ratio']:.3f}** of the baseline's time, {n['ratio_from_medians']:.3f} from the median "
+                   "step times" if n["reached"] else f"did not reach it within {n['seconds']:.1f} s")
+        lines.append(f"- {precision}: {reached}.")
     if "nstlab_same_steps_loss" in q:
-        lines.append(f"Same settings ({q['baseline_steps']} L-BFGS steps, one scale): nstlab's loss "
+        lines.append(f"Same settings ({q['baseline_steps']} L-BFGS steps, one scale, fp32): nstlab's loss "
                      f"{q['nstlab_same_steps_loss']:.5g}, the baseline's {q['baseline_loss']:.5g}; at the content "
                      f"image {q['nstlab_loss_at_content']:.6g} and {q['baseline_loss_at_content']:.6g}.")
+    if results.get("precision_quality"):
+        lines += ["", f"Quality in reduced precision ({c['quality_steps']} steps from the content image, objective "
+                  "evaluated in fp32; distances to the fp32 image):", "",
+                  "| preset | run | objective | vs fp32 | mean abs pixel difference | SSIM |",
+                  "|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {r['preset']} | {r['run']} | {r['objective']:.5g} | {r['vs_fp32']:+.2%} | "
+                  f"{r['pixel_difference']:.4f} | {r['ssim']:.3f} |" for r in results["precision_quality"]]
     lines += ["", f"Total benchmark time: {results['total_seconds']:.0f} s."]
     return "\n".join(lines)
 
@@ -703,6 +882,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--style", default=d.style, help="bundled style image")
     p.add_argument("--repeats", type=int, default=d.repeats, help="timed floor passes (after 1 warm-up)")
     p.add_argument("--presets", nargs="+", default=d.presets, choices=list(PRESETS))
+    p.add_argument("--precisions", nargs="+", default=d.precisions, choices=list(PRECISIONS),
+                   help="the network's precisions to measure ('auto': what stylize picks on this machine)")
     p.add_argument("--steps", type=int, default=d.steps,
                    help="L-BFGS steps of the baseline and of nstlab's gatys run (the same settings)")
     p.add_argument("--preset-steps", type=int, default=d.preset_steps, help="steps of the other presets' runs")
@@ -713,12 +894,19 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--ttq-max-steps", type=int, default=d.ttq_max_steps, help="nstlab's cap at the final scale")
     p.add_argument("--big-size", type=int, default=d.big_size, help="size of the big-image run (0 skips it)")
     p.add_argument("--big-steps", type=int, default=d.big_steps, help="steps of the big-image run")
+    p.add_argument("--peer-steps", type=int, default=d.peer_steps,
+                   help="L-BFGS iterations of neural-style-pt (and of the others' medians it is compared with)")
+    p.add_argument("--quality-steps", type=int, default=d.quality_steps,
+                   help="steps of each preset's quality run in each precision (0 skips them)")
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/<device>_<size>px.json)")
     a = p.parse_args(argv)
     if len(a.ttq_coarse_steps) != len(a.ttq_scales) - 1:
         p.error(f"--ttq-coarse-steps needs {len(a.ttq_scales) - 1} values for scales {a.ttq_scales}")
-    if min(a.steps, a.preset_steps, a.big_steps) < 2 or a.repeats < 1:
-        p.error("--steps, --preset-steps and --big-steps must be >= 2 (the first is a warm-up), --repeats >= 1")
+    if min(a.steps, a.preset_steps, a.big_steps, a.peer_steps) < 2 or a.repeats < 1:
+        p.error("--steps, --preset-steps, --big-steps and --peer-steps must be >= 2 (the first is a warm-up), "
+                "--repeats >= 1")
+    if a.peer_steps > a.steps:
+        p.error(f"--peer-steps ({a.peer_steps}) cannot exceed --steps ({a.steps}): nstlab's run gives its medians")
     try:
         default_device(a.device)
     except ValueError as err:
@@ -727,7 +915,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         size=a.size, device=a.device, threads=a.threads, content=a.content, style=a.style, repeats=a.repeats,
         presets=a.presets, steps=a.steps, preset_steps=a.preset_steps, ttq_scales=a.ttq_scales,
         ttq_coarse_steps=a.ttq_coarse_steps, ttq_max_steps=a.ttq_max_steps, big_size=a.big_size,
-        big_steps=a.big_steps, out=a.out,
+        big_steps=a.big_steps, precisions=a.precisions, peer_steps=a.peer_steps, quality_steps=a.quality_steps,
+        out=a.out,
     )
 
 

@@ -8,7 +8,10 @@ textbook twin (values and gradients, float64 and float32, odd sizes, batches, sh
   x86-64 CPU, with a custom backward pass, without copying channels_last features, and (chained) on the
   smaller map's grid through the adjoint of the upsampling;
 - :func:`ssim_gram_factor`: the SSIM weight of a style term with a separable Gaussian filter;
-- :func:`engine_memory_format`: the layout the engine runs VGG19 in.
+- :func:`engine_memory_format`: the layout the engine runs VGG19 in;
+- :func:`resolve_precision` and :class:`LossScaler`: the precision the network runs in (bf16 or fp16
+  where the hardware has it) and the fp16 loss scaling. Gram products of reduced-precision features
+  accumulate and are returned in float32; the pixels, the optimiser and the loss stay float32.
 
 benchmarks/README.md gives the measurements behind each choice. Imports only the textbook layer.
 """
@@ -33,6 +36,77 @@ def engine_memory_format(device: torch.device) -> torch.memory_format:
     return torch.channels_last if device.type == "cpu" and X86_64 else torch.contiguous_format
 
 
+# ----------------------------------------------------------------------------- precision
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def native_bf16_cpu() -> bool:
+    """True if this CPU computes bfloat16 natively (AVX512-BF16 or AMX tiles), as torch reports it."""
+    cpu = torch.backends.cpu if hasattr(torch.backends, "cpu") else None
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return cpu is not None and X86_64 and any(check is not None and check() for check in checks)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision the network runs in: ``precision`` itself, or for "auto" the reduced precision the
+    hardware runs natively and that was measured to pay (benchmarks/README.md): bf16 on a CPU with native
+    bf16, bf16 on a CUDA GPU that supports it, else fp16 there; fp32 elsewhere (a CPU without native bf16,
+    where bf16 is emulated and slower; Apple's MPS, not measured)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and native_bf16_cpu():
+        return "bf16"
+    return "fp32"
+
+
+def network_autocast(device: torch.device, precision: str) -> torch.autocast:
+    """Run a trainable network's layers in ``precision`` (its weights and optimiser stay float32): torch's
+    autocast for "bf16" and "fp16", a no-op for "fp32"."""
+    dtype = DTYPES[precision]
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+class LossScaler:
+    """Dynamic loss scaling for fp16 backward passes, so that small gradients do not underflow fp16.
+
+    The loss is multiplied by a scale S before the backward pass and the gradients are divided by S after
+    it. A non-finite gradient means S was too large: S is halved and the caller evaluates again (at most
+    ``MAX_RETRIES`` times); after ``growth_interval`` good backward passes S doubles. Disabled (S = 1, no
+    checks) for fp32 and bf16, whose exponent range is float32's.
+    """
+
+    MAX_RETRIES = 8
+
+    def __init__(self, enabled: bool, scale: float = 2.0**16, growth_interval: int = 200) -> None:
+        self.enabled = enabled
+        self.scale = scale if enabled else 1.0
+        self.growth_interval = growth_interval
+        self._good = 0
+
+    def backward(self, loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
+        """loss.backward() with the scale; False if the gradients overflowed (the scale is then halved)."""
+        if not self.enabled:
+            loss.backward()
+            return True
+        (loss * self.scale).backward()
+        grads = [p.grad for p in params if p.grad is not None]
+        if not all(bool(torch.isfinite(g).all()) for g in grads):
+            self.scale, self._good = self.scale / 2.0, 0
+            return False
+        for g in grads:
+            g.div_(self.scale)
+        self._good += 1
+        if self._good % self.growth_interval == 0:
+            self.scale *= 2.0
+        return True
+
+
 # ----------------------------------------------------------------------------- products over positions
 
 
@@ -51,14 +125,20 @@ def _as_matrix(feat: torch.Tensor) -> tuple[torch.Tensor, bool]:
 
 
 def _by_convolution(*tensors: torch.Tensor) -> bool:
-    """On an x86-64 CPU in float32, compute a product over positions as a 1x1 convolution: oneDNN's
-    convolution kernels ran it about 2x faster than torch.matmul's BLAS (benchmarks/README.md).
+    """On an x86-64 CPU in float32 or bfloat16, compute a product over positions as a 1x1 convolution:
+    oneDNN's convolution kernels ran it about 2x faster than torch.matmul's BLAS (benchmarks/README.md).
     Elsewhere (GPU, ARM: not measured) torch.matmul is used."""
     return (
         X86_64
         and torch.backends.mkldnn.is_available()
-        and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+        and all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.bfloat16) for t in tensors)
     )
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a Gram of ``dtype`` features is returned in: float32 for the reduced precisions
+    (the products accumulate in float32 inside the kernels), the features' own otherwise."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 # dilation=2 changes nothing for a 1x1 kernel, but makes PyTorch use oneDNN even single-threaded.
@@ -104,17 +184,19 @@ class _GramProduct(torch.autograd.Function):
     """G = sum over positions of (A + s)(B + s)^T, (N, Ca, Cb), for maps of the same H, W; B = None
     for the Gram of A alone. The shifted maps are never stored: (A + s)(B + s)^T = A B^T
     + s (row sums of A + row sums of B) + s^2 M, and in the backward pass the shift becomes a bias.
-    The Gram's backward dA = (dG + dG^T)(A + s) takes one product instead of autograd's two."""
+    The Gram's backward dA = (dG + dG^T)(A + s) takes one product instead of autograd's two.
+    Reduced-precision maps give a float32 Gram; the gradient comes back in the maps' own dtype."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor | None, shift: float) -> torch.Tensor:
         ctx.save_for_backward(a, b)
         ctx.shift = shift
-        gram = _positions_product(a, a if b is None else b)
+        acc = _accumulation_dtype(a.dtype)
+        gram = _positions_product(a, a if b is None else b).to(acc)
         if shift == 0:
             return gram
-        row_a = a.sum(dim=(2, 3))
-        row_b = row_a if b is None else b.sum(dim=(2, 3))
+        row_a = a.sum(dim=(2, 3), dtype=acc)
+        row_b = row_a if b is None else b.sum(dim=(2, 3), dtype=acc)
         m = a.shape[-2] * a.shape[-1]
         return gram + shift * (row_a[:, :, None] + row_b[:, None, :]) + shift * shift * m
 
@@ -122,6 +204,7 @@ class _GramProduct(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         a, b = ctx.saved_tensors
         s = ctx.shift
+        grad = grad.to(a.dtype)
         if b is None:
             return _mix_channels(grad + grad.transpose(1, 2), a, s), None, None
         grad_a = _mix_channels(grad, b, s) if ctx.needs_input_grad[0] else None
@@ -154,7 +237,7 @@ def _upsampled_product(large: torch.Tensor, small: torch.Tensor, shift: float) -
     over the small map's positions (4x fewer across a pooling layer) and no upsampled copy of S."""
     folded = _UpsampleAdjoint.apply(large + shift if shift != 0 else large, tuple(small.shape[-2:]))
     product = _GramProduct.apply(folded, small, 0.0)
-    return product if shift == 0 else product + shift * folded.sum(dim=(2, 3))[:, :, None]
+    return product if shift == 0 else product + shift * folded.sum(dim=(2, 3), dtype=product.dtype)[:, :, None]
 
 
 

@@ -17,6 +17,7 @@ from typing import NoReturn
 import torch
 
 from nstlab import fast
+from nstlab.presets import PRECISIONS
 from nstlab.images import IMAGE_SUFFIXES, ImageError, list_images, save_image
 from nstlab.optimize import PRESETS, InsufficientMemoryError, stylize
 from nstlab.vgg import WeightsUnavailableError
@@ -84,13 +85,21 @@ def _add_stylize(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="e.g. cpu, cuda, mps (default: automatic)")
+    _add_precision(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_stylize)
 
 
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision", choices=PRECISIONS, default="auto",
+        help="what the networks compute in (default auto: bf16 on a CPU with native bf16 or a GPU, else fp32)",
+    )
+
+
 OPTION_ARGS = (
     "size", "steps", "scales", "style_weights", "style_scale", "content_weight", "style_weight", "tv_weight",
-    "preserve_color", "init", "optimizer", "lr", "pooling", "normalized_vgg", "weights", "seed", "device",
+    "preserve_color", "init", "optimizer", "lr", "pooling", "normalized_vgg", "weights", "seed", "device", "precision",
 )
 
 
@@ -159,6 +168,7 @@ def _add_fast(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="e.g. cpu, cuda, mps (default: automatic)")
+    _add_precision(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_train_fast)
 
@@ -172,6 +182,7 @@ def _add_fast(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.png", help="output image file")
     p.add_argument("--size", type=int, help="long side of the result (default: the image's own size)")
     p.add_argument("--device", help="e.g. cpu, cuda, mps (default: automatic)")
+    _add_precision(p)
     p.set_defaults(run=_run_stylize_fast)
 
 
@@ -196,6 +207,7 @@ def _run_train_fast(args: argparse.Namespace) -> int:
         device=args.device,
         weights=args.weights,
         progress=not args.no_progress,
+        precision=args.precision,
     )
     if result.interrupted:
         print(
@@ -223,7 +235,7 @@ def _run_stylize_fast(args: argparse.Namespace) -> int:
         raise ValueError(f"stylize-fast: --size must be >= {fast.TransformerNet.MIN_SIDE}, got {args.size}")
     model = fast.load_model(args.model, args.device)
     began = time.perf_counter()
-    image = fast.stylize_fast(model, args.image, args.size)
+    image = fast.stylize_fast(model, args.image, args.size, args.precision)
     seconds = time.perf_counter() - began
     save_image(image, args.output)
     h, w = image.shape[-2:]

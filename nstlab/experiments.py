@@ -827,7 +827,7 @@ def run_variants(
 
 
 def _footer(results: Mapping[Any, Result]) -> str:
-    return plotting.weights_footers([r.weights_name for r in results.values()])
+    return plotting.runs_footer(list(results.values()))
 
 
 def _panel_height(img: torch.Tensor, width: float, title_lines: int = 3) -> float:
@@ -2548,7 +2548,7 @@ def plot_training(
     style = result.settings["style"]
     if not style.startswith("tensor("):
         panels.append((f"style: {os.path.splitext(os.path.basename(style))[0]}", as_image(style, size)))
-    return plotting.plot_images_and_losses(panels, result.history, result.weights_name,
+    return plotting.plot_images_and_losses(panels, result.history, plotting.runs_footer([result]),
                                            f"training ({result.steps} steps)")
 
 

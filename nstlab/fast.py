@@ -195,6 +195,7 @@ class PerceptualLoss(nn.Module):
         tv_weight: float = DEFAULT_TV_WEIGHT,
         weights: str | os.PathLike | None = None,
         device: str | torch.device | None = None,
+        precision: str = "fp32",
     ) -> None:
         super().__init__()
         weights_of_terms = {"content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight}
@@ -202,7 +203,7 @@ class PerceptualLoss(nn.Module):
             _check_number("PerceptualLoss", name, value, low=0.0)
         self.content_layers, self.style_layers = list(content_layers), list(style_layers)
         layers = list(dict.fromkeys(self.content_layers + self.style_layers))
-        self.vgg = VGGFeatures(layers, weights=weights, device=device)
+        self.vgg = VGGFeatures(layers, weights=weights, device=device, dtype=_kernels.DTYPES[precision])
         self.weights_name = self.vgg.weights_name
         self.content_weight, self.style_weight = float(content_weight), float(style_weight)
         self.tv_weight = float(tv_weight)
@@ -213,7 +214,7 @@ class PerceptualLoss(nn.Module):
             raise ValueError(f"PerceptualLoss: style must be one image (1, 3, H, W), got {tuple(style_image.shape)}")
         with torch.no_grad():
             feats = self.vgg(style_image)
-            self.mean_grams = {key: losses.gram_matrix(feats[key], "hw") for key in keys}  # {layer: (1, C, C)}
+            self.mean_grams = {key: losses.gram_matrix(feats[key].float(), "hw") for key in keys}  # {layer: (1, C, C)}
 
     def forward(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
         if output.shape != content.shape:
@@ -221,11 +222,13 @@ class PerceptualLoss(nn.Module):
                 f"PerceptualLoss: output has shape {tuple(output.shape)} but content has shape {tuple(content.shape)}"
             )
         n = output.shape[0]
+        output = output.float()  # the losses are float32 whatever precision the networks run in
         with torch.no_grad():
             targets = self.vgg(content)
         feats = self.vgg(output)
         content_term = sum(
-            losses.normalized_content_loss(feats[layer], targets[layer]) for layer in self.content_layers
+            losses.normalized_content_loss(feats[layer].float(), targets[layer].float())
+            for layer in self.content_layers
         ) / (len(self.content_layers) * n)
         style_targets = {
             key: losses.style_target(g, losses.n_positions(feats, key)) for key, g in self.mean_grams.items()
@@ -423,6 +426,7 @@ class FastTrainingResult:
     resumed_from: int = 0
     step_times: list[float] = field(default_factory=list, repr=False)
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
+    precision: str = "fp32"  # what the networks computed in; weights and losses are float32
 
     def summary(self) -> str:
         """One line: steps, loss first -> last, time per step, weights, and why it stopped."""
@@ -430,7 +434,7 @@ class FastTrainingResult:
         loss = f"loss {total[0]:.4g} -> {total[-1]:.4g}" if total else "no steps"
         pace = f", {statistics.mean(self.step_times):.2f} s/step" if self.step_times else ""
         resumed = f" (resumed from {self.resumed_from})" if self.resumed_from else ""
-        line = f"{self.steps} steps{resumed}, {loss}{pace}, {self.weights_name} VGG19"
+        line = f"{self.steps} steps{resumed}, {loss}{pace}, {self.weights_name} VGG19 in {self.precision}"
         return line + (f"; {self.stopped_reason}" if self.stopped_reason else "")
 
 
@@ -493,6 +497,7 @@ def train_fast(
     weights: str | os.PathLike | None = None,
     progress: bool = True,
     callback: Callable[[FastStepInfo], bool | None] | None = None,
+    precision: str = "auto",
 ) -> FastTrainingResult:
     """Train a :class:`TransformerNet` for one style with Adam on the :class:`PerceptualLoss`.
 
@@ -505,6 +510,8 @@ def train_fast(
       end and on interruption; if it exists and ``resume``, training continues from it (the same
       settings are required; ``steps`` may grow). It is also a model file for :func:`load_model`.
     - callback(FastStepInfo) after every step; returning False stops (interrupted=True).
+    - precision: what the two networks compute in ("auto", "fp32", "bf16", "fp16", as ``stylize``); the
+      network's weights, Adam's state and the losses stay float32.
     Returns: a :class:`FastTrainingResult`; its model is in eval mode on ``device``. Batches
     depend only on (seed, step), so on CPU a resumed run reproduces an uninterrupted one exactly.
     """
@@ -517,11 +524,14 @@ def train_fast(
     lr = _check_number(fn, "lr", lr, positive=True)
     seed = _check_int(fn, "seed", seed, 0)
     device = default_device(device)
+    precision = _kernels.resolve_precision(precision, device)
     paths = content_paths(content_dir, held_out)
     style_image = as_image(style)
     loss_fn = PerceptualLoss(
-        style_image, style_size, content_layers, style_layers, content_weight, style_weight, tv_weight, weights, device
+        style_image, style_size, content_layers, style_layers, content_weight, style_weight, tv_weight, weights, device,
+        precision,
     )
+    scaler = _kernels.LossScaler(enabled=precision == "fp16")
     config = {
         "style": describe(style),
         "style_id": _style_id(style_image),
@@ -540,6 +550,7 @@ def train_fast(
         "n_residual": n_residual,
         "seed": seed,
         "weights_name": loss_fn.weights_name,
+        "precision": precision,
     }
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -572,7 +583,7 @@ def train_fast(
     done, updating, step_times = start, False, []
     interrupted, reason = False, None
     try:
-        desc = f"train-fast [{loss_fn.weights_name} VGG]"
+        desc = f"train-fast [{loss_fn.weights_name} VGG, {precision}]"
         # Freed CPU memory is reused instead of faulted in afresh each step (256 px, batch 4: ~1.4x).
         bar = tqdm(total=steps, initial=min(start, steps), desc=desc, disable=not progress)
         with keep_freed_memory(), bar:
@@ -580,14 +591,16 @@ def train_fast(
                 began = time.perf_counter()
                 batch = sampler.batch(step).to(device)
                 optimizer.zero_grad(set_to_none=True)
-                terms = loss_fn(model(batch), batch)
+                with _kernels.network_autocast(device, precision):
+                    output = model(batch)
+                terms = loss_fn(output, batch)
                 values = {k: float(v.detach()) for k, v in terms.items()}
                 if not all(math.isfinite(v) for v in values.values()):
                     reason = f"non-finite loss at step {step + 1} ({values}); try a smaller lr (now {lr:g})"
                     break
-                terms["total"].backward()
                 updating = True
-                optimizer.step()
+                if scaler.backward(terms["total"], list(model.parameters())):
+                    optimizer.step()  # fp16: a step whose gradients overflowed is skipped (a smaller scale next)
                 updating = False
                 done = step + 1
                 for k, v in values.items():
@@ -625,6 +638,7 @@ def train_fast(
         resumed_from=start,
         step_times=step_times,
         settings=config,
+        precision=precision,
     )
 
 
@@ -632,21 +646,23 @@ def train_fast(
 
 
 def stylize_fast(
-    model: TransformerNet, image: torch.Tensor | str | os.PathLike, size: int | None = None
+    model: TransformerNet, image: torch.Tensor | str | os.PathLike, size: int | None = None, precision: str = "auto"
 ) -> torch.Tensor:
     """Stylise one image with a trained network: one forward pass, no gradients.
 
     Inputs: image: tensor (1, 3, H, W) / (3, H, W) in [0, 1], a path or a bundled image name;
-    size: long side to resize it to first (None keeps its size). Runs on the model's device.
-    Returns: (1, 3, H, W) CPU tensor in [0, 1].
+    size: long side to resize it to first (None keeps its size); precision: as ``stylize``'s. Runs on the
+    model's device.
+    Returns: (1, 3, H, W) float32 CPU tensor in [0, 1].
     """
     device = next(model.parameters()).device
+    precision = _kernels.resolve_precision(precision, device)
     x = as_image(image, size).to(device)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _kernels.network_autocast(device, precision):
             out = model(x)
     finally:
         model.train(was_training)
-    return out.clamp(0, 1).cpu()
+    return out.float().clamp(0, 1).cpu()

@@ -78,12 +78,12 @@ def _channels(layer: str) -> int:
     return (64, 128, 256, 512, 512)[block - 1]
 
 
-def estimate_memory(size_hw: tuple[int, int], deepest_layer: str) -> int:
-    """Estimated peak bytes of one forward + backward pass of VGG19 (float32, batch 1).
+def estimate_memory(size_hw: tuple[int, int], deepest_layer: str, dtype: torch.dtype = torch.float32) -> int:
+    """Estimated peak bytes of one forward + backward pass of VGG19 (batch 1) in ``dtype``.
 
     Inputs:
     - size_hw: (H, W) of the image optimised; deepest_layer: the last VGG19 layer evaluated.
-    Returns: MEMORY_FACTOR * sum over the modules up to ``deepest_layer`` of C * H * W * 4 bytes.
+    Returns: MEMORY_FACTOR * sum over the modules up to ``deepest_layer`` of C * H * W * bytes per value.
     """
     if deepest_layer not in VGG19_LAYERS:
         raise ValueError(f"estimate_memory: unknown layer {deepest_layer!r}")
@@ -93,7 +93,7 @@ def estimate_memory(size_hw: tuple[int, int], deepest_layer: str) -> int:
         if name.startswith("pool"):
             h, w = h // 2, w // 2
         elements += _channels(name) * h * w
-    return int(MEMORY_FACTOR * 4 * elements)
+    return int(MEMORY_FACTOR * dtype.itemsize * elements)
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -112,9 +112,11 @@ def available_memory(device: torch.device) -> int | None:
     return None
 
 
-def check_memory(size_hw: tuple[int, int], deepest_layer: str, device: torch.device) -> None:
+def check_memory(
+    size_hw: tuple[int, int], deepest_layer: str, device: torch.device, dtype: torch.dtype = torch.float32
+) -> None:
     """Raise InsufficientMemoryError if the estimate exceeds the free memory of ``device``."""
-    need = estimate_memory(size_hw, deepest_layer)
+    need = estimate_memory(size_hw, deepest_layer, dtype)
     free = available_memory(device)
     if free is None or need <= free:
         return
@@ -149,7 +151,8 @@ class Result:
     The terms are unweighted; total = content_weight*content + style_weight*style + tv_weight*tv.
     best_image is the evaluated image of lowest total loss at the last scale run (best_step indexes
     history). interrupted: stopped by KeyboardInterrupt or the callback; stopped_reason says why
-    the run ended early (None when it completed).
+    the run ended early (None when it completed). precision: what the network ran in ("fp32", "bf16",
+    "fp16"; the pixels and losses are float32 in every case).
     """
 
     image: torch.Tensor = field(repr=False)
@@ -162,12 +165,14 @@ class Result:
     weights_name: str
     interrupted: bool = False
     stopped_reason: str | None = None
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the images, JSON-serialisable."""
         return {
             "settings": self.settings,
             "weights_name": self.weights_name,
+            "precision": self.precision,
             "interrupted": self.interrupted,
             "stopped_reason": self.stopped_reason,
             "best_step": self.best_step,
@@ -181,12 +186,12 @@ class Result:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def summary(self) -> str:
-        """One line: steps, final and best loss, time, weights, and why it stopped if it did."""
+        """One line: steps, final and best loss, time, weights and precision, and why it stopped if it did."""
         n = len(self.history["total"])
         last = f"{self.history['total'][-1]:.4g}" if n else "-"
         line = (
             f"{n} steps in {sum(self.step_times):.1f} s, loss {last} (best {self.best_loss:.4g} "
-            f"at step {self.best_step}), {self.weights_name} VGG19"
+            f"at step {self.best_step}), {self.weights_name} VGG19 in {self.precision}"
         )
         return line + (f"; {self.stopped_reason}" if self.stopped_reason else "")
 
@@ -200,9 +205,10 @@ def feature_extractor(
     pooling: str = "max",
     device: Any = None,
     normalized: bool = False,
+    precision: str = "fp32",
 ) -> VGGFeatures:
     """The engine's VGG19: run only up to the deepest of ``layers``, in the engine's layout
-    (:func:`nstlab._kernels.engine_memory_format`)."""
+    (:func:`nstlab._kernels.engine_memory_format`) and in ``precision`` ("fp32", "bf16" or "fp16")."""
     device = default_device(device)
     return VGGFeatures(
         layers,
@@ -211,6 +217,7 @@ def feature_extractor(
         normalized=normalized,
         device=device,
         memory_format=_kernels.engine_memory_format(device),
+        dtype=_kernels.DTYPES[precision],
     )
 
 
@@ -242,7 +249,8 @@ def _targets(
         for key, g in mean_grams.items()
     }
     layer_w = losses.layer_weights(keys, opts["layer_weighting"]) if keys else {}
-    return Targets({layer: content_feats[layer] for layer in opts["content_layers"]}, style, layer_w)
+    content = {layer: content_feats[layer].float() for layer in opts["content_layers"]}
+    return Targets(content, style, layer_w)
 
 
 def _loss_terms(x: torch.Tensor, vgg: VGGFeatures, targets: Targets, opts: dict) -> dict[str, torch.Tensor]:
@@ -250,10 +258,11 @@ def _loss_terms(x: torch.Tensor, vgg: VGGFeatures, targets: Targets, opts: dict)
     feats = vgg(x)
     content = style = x.new_zeros(())  # the value of a term without layers (texture synthesis, reconstruction)
     for layer, p in targets.content.items():
+        f = feats[layer].to(p.dtype)  # the loss is float32 whatever the network's precision
         if opts["normalize_losses"]:
-            content = content + losses.normalized_content_loss(feats[layer], p) / len(targets.content)
+            content = content + losses.normalized_content_loss(f, p) / len(targets.content)
         else:
-            content = content + losses.content_loss(feats[layer], p)
+            content = content + losses.content_loss(f, p)
     if targets.style:
         grams = _kernels.style_grams(feats, targets.style, opts["activation_shift"])
         ssim_factors = None
@@ -282,6 +291,20 @@ def _finite(values: dict[str, float]) -> bool:
     return all(math.isfinite(v) for v in values.values())
 
 
+def _nonfinite_advice(values: dict[str, float], opts: dict) -> str:
+    """What to change after a non-finite loss: a weight, when its weighted term overflowed float32 while
+    the unweighted terms stayed finite; else the learning rate."""
+    terms = {name: values[name] for name in ("content", "style", "tv")}
+    if _finite(terms):
+        weighted = {name: opts[f"{name}_weight"] * v for name, v in terms.items()}
+        too_large = [name for name, v in weighted.items() if not math.isfinite(v) or abs(v) > 1e36]
+        if too_large or not math.isfinite(values["total"]):
+            names = too_large or list(terms)
+            shown = ", ".join(f"{name}_weight={opts[f'{name}_weight']:g}" for name in names)
+            return f"The weighted loss overflowed float32: lower {shown}"
+    return f"The learning rate is probably too high: try lr={opts['lr'] / 10:g} (now {opts['lr']:g})"
+
+
 def _optimize_scale(
     x0: torch.Tensor,
     loss_fn: Callable[[torch.Tensor], dict[str, torch.Tensor]],
@@ -293,8 +316,10 @@ def _optimize_scale(
     history: dict[str, list],
     step_times: list[float],
     bar: Any,
+    scaler: _kernels.LossScaler,
 ) -> dict[str, Any]:
-    """Run ``opts["steps"][scale]`` steps from x0, appending to history and step_times.
+    """Run ``opts["steps"][scale]`` steps from x0, appending to history and step_times; ``scaler`` scales
+    the loss of an fp16 network's backward pass.
 
     Returns: {"image", "best_image", "best_loss", "best_step", "interrupted", "stopped_reason"}
     with images on x0's device (never containing NaN).
@@ -309,10 +334,12 @@ def _optimize_scale(
     evaluated: dict[str, Any] = {}
 
     def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
         evaluated["image"] = x.detach().clone()
-        terms = loss_fn(x)
-        terms["total"].backward()
+        for _ in range(scaler.MAX_RETRIES + 1):  # fp16: again with a smaller loss scale after an overflow
+            optimizer.zero_grad(set_to_none=True)
+            terms = loss_fn(x)
+            if scaler.backward(terms["total"], [x]):
+                break
         evaluated["losses"] = {k: float(v.detach()) for k, v in terms.items()}
         return terms["total"]
 
@@ -349,10 +376,8 @@ def _optimize_scale(
                     problem = "the update produced non-finite pixels"
             if problem is not None:
                 nonfinite = True
-                out["stopped_reason"] = (
-                    f"non-finite values at step {step}: {problem}; kept the last finite image. The "
-                    f"learning rate is probably too high: try lr={opts['lr'] / 10:g} (now {opts['lr']:g})"
-                )
+                out["stopped_reason"] = f"non-finite values at step {step}: {problem}; kept the last finite image. "
+                out["stopped_reason"] += _nonfinite_advice(values, opts)
                 break
             bar.set_postfix_str(" ".join(f"{name}={v:.3g}" for name, v in values.items()), refresh=False)
             bar.update(1)
@@ -433,6 +458,7 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
     """
     opts = resolve_options(**options)
     device = default_device(opts["device"])
+    precision = _kernels.resolve_precision(opts["precision"], device)
     content_rgb, styles, blend, styles_in = _load_inputs(content, style, opts, device)
     if content_rgb is None:  # texture synthesis: the style image only gives the output's aspect
         if opts["init"] == "content" or opts["preserve_color"] is not None:
@@ -446,7 +472,7 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
     layers = list(dict.fromkeys(opts["content_layers"] + opts["style_layers"]))
     deepest = max(layers, key=VGG19_LAYERS.index)
     sizes = _scale_sizes(tuple(content_rgb.shape[-2:]), opts, deepest)
-    check_memory(sizes[-1], deepest, device)
+    check_memory(sizes[-1], deepest, device, _kernels.DTYPES[precision])
 
     content_img = content_rgb
     if opts["preserve_color"] == "histogram":  # the style recoloured to the content's colours
@@ -462,7 +488,8 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
             return img
         return color.recombine_luminance(img, resize(content_rgb, tuple(img.shape[-2:])))
 
-    vgg = feature_extractor(layers, opts["weights"], opts["pooling"], device, normalized=opts["normalized_vgg"])
+    vgg = feature_extractor(layers, opts["weights"], opts["pooling"], device, opts["normalized_vgg"], precision)
+    scaler = _kernels.LossScaler(enabled=precision == "fp16")
     label = vgg.weights_name if vgg.weights_name in ("imagenet", "random") else Path(vgg.weights_name).name
     label += " normalized" if opts["normalized_vgg"] else ""
     style_sizes = [
@@ -475,7 +502,7 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
     run = {"image": x, "best_image": x, "best_loss": math.inf, "best_step": -1}
     run.update(interrupted=False, stopped_reason=None)
     # Freed CPU memory is reused instead of faulted in afresh each step (big images on CPU: ~1.6x).
-    bar = tqdm(total=total_steps, desc=f"stylize [{label} VGG]", disable=not opts["progress"])
+    bar = tqdm(total=total_steps, desc=f"stylize [{label} VGG, {precision}]", disable=not opts["progress"])
     with keep_freed_memory(), bar:
         try:
             for i, hw in enumerate(sizes):
@@ -489,7 +516,9 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
                     return _loss_terms(img, vgg, t, opts)
 
                 first = sum(opts["steps"][:i])
-                run = _optimize_scale(x, loss_fn, present, opts, i, first, total_steps, history, step_times, bar)
+                run = _optimize_scale(
+                    x, loss_fn, present, opts, i, first, total_steps, history, step_times, bar, scaler
+                )
                 if run["stopped_reason"] is not None:
                     break
         except KeyboardInterrupt:  # while a scale's targets were computed: keep the last result
@@ -514,6 +543,8 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
         sizes=[list(hw) for hw in sizes],
         style_sizes=[[list(hw) for hw in per_scale] for per_scale in style_sizes],
         adam_betas=list(opts["adam_betas"]),
+        precision=precision,
+        precision_requested=opts["precision"],
     )
     return Result(
         image=finish(run["image"]),
@@ -526,7 +557,33 @@ def stylize(content: Any, style: Any, **options: Any) -> Result:
         weights_name=vgg.weights_name,
         interrupted=run["interrupted"],
         stopped_reason=run["stopped_reason"],
+        precision=precision,
     )
+
+
+def objective(image: torch.Tensor, content: Any, style: Any, **options: Any) -> dict[str, float]:
+    """The loss terms of ``image`` under ``options``, as :func:`stylize`'s last scale defines them, evaluated
+    with a float32 network: one yardstick for results of different runs (precision, optimiser, scales).
+
+    Inputs:
+    - image: (1, 3, H, W) in [0, 1], e.g. ``Result.image``; content, style and options as for
+      :func:`stylize` (``size``, ``steps``, ``scales`` are ignored: the targets are made at H, W;
+      ``preserve_color`` is not supported).
+    Returns: {"total", "content", "style", "tv"} floats.
+    """
+    opts = resolve_options(**{**options, "precision": "fp32"})
+    if opts["preserve_color"] is not None:
+        _fail("preserve_color", "is not supported by objective(); compare runs without it")
+    device = default_device(opts["device"])
+    content_rgb, styles, blend, _ = _load_inputs(content, style, opts, device)
+    hw = tuple(image.shape[-2:])
+    layers = list(dict.fromkeys(opts["content_layers"] + opts["style_layers"]))
+    vgg = feature_extractor(layers, opts["weights"], opts["pooling"], device, opts["normalized_vgg"])
+    style_hw = [target_size(*s.shape[-2:], max(1, round(opts["style_scale"] * max(hw)))) for s in styles]
+    targets = _targets(vgg, resize(content_rgb, hw), [resize(s, sz) for s, sz in zip(styles, style_hw)], blend, opts)
+    with torch.no_grad():
+        terms = _loss_terms(image.to(device), vgg, targets, opts)
+    return {name: float(value) for name, value in terms.items()}
 
 
 def _initial_image(

@@ -55,8 +55,18 @@ def weights_footer(weights_name: str) -> str:
 
 
 def weights_footers(weights_names: Sequence[str]) -> str:
-    """The footer of a figure of several runs: :func:`weights_footer` of each weights once, joined by "; "."""
+    """The footer of a figure of several networks: :func:`weights_footer` of each weights once, joined by "; "."""
     return "; ".join(weights_footer(w) for w in dict.fromkeys(weights_names))
+
+
+def runs_footer(runs: Sequence[Any]) -> str:
+    """The footer of a figure of runs (``stylize``'s or ``train_fast``'s results): the weights of each and the
+    precision its network computed in, each combination once, e.g. "VGG19: ImageNet weights (network in bf16)"."""
+    seen = dict.fromkeys((run.weights_name, getattr(run, "precision", "fp32")) for run in runs)
+    return "; ".join(
+        weights_footer(name).replace(weights_label(name), f"{weights_label(name)} (network in {precision})", 1)
+        for name, precision in seen
+    )
 
 
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
@@ -306,20 +316,20 @@ def show_result(result: Any, content: Any = None, style: Any = None) -> Figure:
     panels.append((f"{ending} ({steps} steps)", result.image))
     if result.best_step != steps - 1:  # the best is not simply the last evaluated image
         panels.append((f"best (step {result.best_step})", result.best_image))
-    return plot_images_and_losses(panels, result.history, result.weights_name)
+    return plot_images_and_losses(panels, result.history, runs_footer([result]))
 
 
 def plot_images_and_losses(
     panels: Sequence[tuple[str, torch.Tensor]],
     history: Mapping[str, Sequence[float]],
-    weights_name: str,
+    footer: str,
     losses_title: str = "losses",
 ) -> Figure:
-    """Images in a row, then the loss curves (:func:`plot_losses`), with the weights footer.
+    """Images in a row, then the loss curves (:func:`plot_losses`), with a footer.
 
     Inputs:
     - panels: (title, (1, 3, H, W) image) pairs; history: {"total", ...: one float per step}.
-    - weights_name: the VGG19 weights that made the images (for the footer); losses_title: above the curves.
+    - footer: e.g. :func:`runs_footer` of the run; losses_title: above the curves.
     Returns: the Figure.
     """
     n = len(panels)
@@ -328,7 +338,7 @@ def plot_images_and_losses(
     for i, (title, img) in enumerate(panels):
         draw_image(fig.add_subplot(grid[0, i]), img, title, fontsize=10)
     plot_losses(history, ax=fig.add_subplot(grid[0, n]), title=losses_title)
-    fig.supxlabel(weights_footer(weights_name), fontsize=8)
+    fig.supxlabel(footer, fontsize=8)
     return fig
 
 
@@ -413,5 +423,5 @@ def results_grid(results: Mapping[str, Any], footer: bool = True) -> Figure:
         total = f"total {final.pop('total'):.3g}\n" if "total" in final else ""
         terms = ", ".join(f"{k} {v:.3g}" for k, v in final.items())
         panels.append((f"{name}\n{total}{terms}", result.image))
-    text = weights_footers([r.weights_name for r in results.values()]) if footer else None
+    text = runs_footer(list(results.values())) if footer else None
     return image_rows_figure(panels, fontsize=8, footer=text)[0]

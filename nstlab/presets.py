@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import torch
 
+from nstlab._kernels import PRECISIONS
 from nstlab.settings import smoke_or
 from nstlab.vgg import GATYS_STYLE_LAYERS, POOLINGS, RELU_LAYERS, VGG19_LAYERS
 from nstlab.losses import WEIGHT_SCHEMES
@@ -121,6 +122,10 @@ DEFAULTS: dict[str, Any] = {
     "normalized_vgg": False,  # Gatys et al.'s normalized VGG19 of those weights (nstlab.vgg.normalize_features)
     "seed": 0,  # seeds the noise initialisation; runs are bit-for-bit reproducible on CPU
     "device": None,  # None -> nstlab.settings.default_device()
+    # The network's precision: "auto" picks bf16 where the hardware runs it natively (a CPU with AVX512-BF16
+    # or AMX, a CUDA GPU; fp16 on a GPU without bf16), fp32 elsewhere; "fp32", "bf16", "fp16" force one.
+    # The pixels, the optimiser and the losses stay float32 (nstlab._kernels.resolve_precision).
+    "precision": "auto",
     "callback": None,  # callable(StepInfo) -> None | bool; False stops the run
     "callback_every": 10,  # call the callback every k steps and on the last one
     "progress": True,  # tqdm bar (a widget in Jupyter)
@@ -214,6 +219,7 @@ def resolve_options(preset: str = "gatys", **options: Any) -> dict[str, Any]:
     _choice("preserve_color", opts["preserve_color"], PRESERVE_COLOR)
     _choice("optimizer", opts["optimizer"], OPTIMIZERS)
     _choice("pooling", opts["pooling"], POOLINGS)
+    _choice("precision", opts["precision"], PRECISIONS)
     if not isinstance(opts["init"], torch.Tensor) and opts["init"] not in INITS:
         _fail("init", f"must be one of {INITS} or an image tensor, got {opts['init']!r}")
     if opts["lr"] is None:

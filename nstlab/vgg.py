@@ -363,7 +363,8 @@ class VGGFeatures(nn.Module):
     Attributes: ``layers``, ``weights_name`` ("imagenet", "random" or a path), ``pooling``,
     ``normalized``; ``body`` holds only the modules up to the deepest requested layer.
     ``memory_format=torch.channels_last`` runs the network, and returns the activations, in that
-    layout (same values; faster on CPU, see benchmarks/README.md).
+    layout (same values; faster on CPU, see benchmarks/README.md). ``dtype`` runs it in that precision
+    (e.g. torch.bfloat16): the normalised input is cast to it and the activations come out in it.
     """
 
     def __init__(
@@ -374,6 +375,7 @@ class VGGFeatures(nn.Module):
         normalized: bool = False,
         device: str | torch.device | None = None,
         memory_format: torch.memory_format = torch.contiguous_format,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
         if memory_format not in MEMORY_FORMATS:
@@ -394,8 +396,8 @@ class VGGFeatures(nn.Module):
             full, self.weights_name = vgg19_features(weights, pooling)
         depth = max(VGG19_LAYERS.index(name) for name in layers) + 1
         device = default_device(device)
-        if memory_format != torch.contiguous_format:
-            full = _in_memory_format(full, memory_format)
+        if memory_format != torch.contiguous_format or dtype != torch.float32:
+            full = _converted(full, memory_format, dtype)
         body = full[:depth]
         if device.type != "cpu":
             body = copy.deepcopy(body)  # the cached CPU network stays where it is
@@ -404,6 +406,7 @@ class VGGFeatures(nn.Module):
         self.pooling = pooling
         self.normalized = normalized
         self.memory_format = memory_format
+        self.dtype = dtype
         self._wanted = {VGG19_LAYERS.index(name): name for name in layers}
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1))
@@ -420,7 +423,7 @@ class VGGFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"VGGFeatures expects images of shape (N, 3, H, W), got {tuple(images.shape)}")
-        x = (images - self.mean) / self.std
+        x = ((images - self.mean) / self.std).to(self.dtype)
         if self.memory_format != torch.contiguous_format:
             x = x.contiguous(memory_format=self.memory_format)
         found: dict[str, torch.Tensor] = {}
@@ -432,13 +435,13 @@ class VGGFeatures(nn.Module):
 
 
 @functools.lru_cache(maxsize=4)
-def _in_memory_format(full: nn.Sequential, memory_format: torch.memory_format) -> nn.Sequential:
-    """A copy of a cached network with its weights in ``memory_format`` (the shared one stays as is)."""
-    return copy.deepcopy(full).to(memory_format=memory_format)
+def _converted(full: nn.Sequential, memory_format: torch.memory_format, dtype: torch.dtype) -> nn.Sequential:
+    """A copy of a cached network with its weights in ``memory_format`` and ``dtype`` (the shared one stays as is)."""
+    return copy.deepcopy(full).to(dtype=dtype, memory_format=memory_format)
 
 
 def clear_cache() -> None:
     """Forget the loaded networks (e.g. after placing a new weights file in the hub cache)."""
     _cached.cache_clear()
     _normalized_cached.cache_clear()
-    _in_memory_format.cache_clear()
+    _converted.cache_clear()

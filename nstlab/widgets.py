@@ -427,7 +427,7 @@ class StylePanel:
         self.preview.value = plotting.image_png(result.best_image if result.interrupted else result.image)
         self.loss_plot.value = plotting.figure_png(plotting.plot_losses(result.history, title="losses"))
         ending = "stopped, showing the best image so far: " if result.interrupted else "done: "
-        self._status(plotting.weights_footer(result.weights_name), ending + result.summary())
+        self._status(plotting.runs_footer([result]), ending + result.summary())
         return result
 
     def _run_quietly(self) -> None:

@@ -41,51 +41,77 @@ def _random_weights(monkeypatch: pytest.MonkeyPatch) -> None:
 # ----------------------------------------------------------------------------- the benchmark
 
 
-def test_tiny_benchmark_run_measures_every_row(bench, tmp_path) -> None:
+def test_tiny_benchmark_run_measures_every_row(bench, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(bench, "peer_version", lambda: None)  # neural-style-pt: its own test below
     config = bench.parse_args([
         "--size", "64", "--repeats", "1", "--steps", "4", "--preset-steps", "2", "--ttq-scales", "0.5", "1",
         "--ttq-coarse-steps", "2", "--ttq-max-steps", "6", "--big-size", "96", "--big-steps", "2",
+        "--precisions", "fp32", "bf16", "--peer-steps", "3", "--quality-steps", "2", "--presets", "gatys", "ssim",
         "--out", str(tmp_path / "r.json"),
     ])
     results = bench.run(config, log=lambda _: None)
-    kinds = [(r["preset"], r["kind"], r["size"]) for r in results["rows"]]
-    for preset in ("gatys", "novak", "ssim"):
+    kinds = [(r["preset"], r["kind"], r["size"], r["precision"]) for r in results["rows"]]
+    for preset in ("gatys", "ssim"):
         for kind in ("floor", "evaluation", "step"):
-            assert (preset, kind, 64) in kinds
-    assert ("gatys", "baseline", 64) in kinds and ("gatys", "step", 96) in kinds
-    assert ("gatys", "lbfgs_update", 64) in kinds and ("gatys", "lbfgs_update", 96) in kinds
-    assert ("gatys", "gram_products", 64) in kinds and ("gatys", "gram_products", 96) in kinds
+            assert (preset, kind, 64, "fp32") in kinds and (preset, kind, 64, "bf16") in kinds
+    assert ("gatys", "baseline", 64, "fp32") in kinds and ("gatys", "step", 96, "bf16") in kinds
+    assert ("gatys", "lbfgs_update", 64, "fp32") in kinds and ("gatys", "lbfgs_update", 96, "fp32") in kinds
+    assert ("gatys", "gram_products", 64, "fp32") in kinds and ("gatys", "gram_products", 96, "fp32") in kinds
     for r in results["rows"]:
-        floor = statistics.median(r["floor_times"]) if r["kind"] == "gram_products" else _floor(results, r)
+        # Every row is divided by the fp32 floor passes paired with it, or by its preset's fp32 floor row.
+        floor = statistics.median(r["floor_times"]) if "floor_times" in r else _floor(results, r)
         assert r["seconds"] > 0 and r["vs_floor"] == pytest.approx(r["seconds"] / floor)
-        if r["kind"] == "gram_products":  # --repeats 1: one pass, then one floor pass
+        if r["kind"] in ("gram_products", "floor") and r["precision"] == "bf16":  # --repeats 1: pass, floor pass
             assert len(r["times"]) == len(r["floor_times"]) == 1
-        if r["kind"] == "floor":  # one pass after each timed step, and the passes in a row before the run
+        if r["kind"] == "floor" and r["precision"] == "fp32":  # after each timed step; and passes in a row
             step = next(s for s in results["rows"] if s["kind"] == "step" and (s["preset"], s["size"]) == (
-                r["preset"], r["size"]))
+                r["preset"], r["size"]) and s["precision"] == "fp32")
             assert len(r["times"]) == len(step["times"]) and len(r["alone"]) == 1
-    gatys_step = next(r for r in results["rows"] if r["kind"] == "step" and r["size"] == 64 and r["preset"] == "gatys")
+    steps = [r for r in results["rows"] if r["kind"] == "step" and r["size"] == 64 and r["preset"] == "gatys"]
     baseline = next(r for r in results["rows"] if r["kind"] == "baseline")
-    assert gatys_step["baseline_vs_nstlab"] == pytest.approx(baseline["seconds"] / gatys_step["seconds"])
+    assert [r["precision"] for r in steps] == ["fp32", "bf16"]
+    for step in steps:
+        assert step["baseline_vs_nstlab"] == pytest.approx(baseline["seconds"] / step["seconds"])
     assert len(baseline["times"]) == 3  # 4 steps, the first left out
     q = results["quality"]
-    # The yardstick (the baseline's loss) and nstlab's gatys objective are the same function.
+    # The yardstick (the baseline's loss) and nstlab's gatys objective in fp32 are the same function.
     assert q["baseline_loss_at_content"] == pytest.approx(q["nstlab_loss_at_content"], rel=1e-5)
     assert q["baseline_loss"] < q["baseline_loss_at_content"]
-    n = q["nstlab"]
-    assert n["steps"][0] == 2 and 1 <= n["steps"][1] <= 6
-    assert n["reached"] == (n["yardstick"] <= q["baseline_loss"])
-    assert q["ratio"] == (n["seconds"] / q["baseline_seconds"] if n["reached"] else math.inf)
+    assert list(q["nstlab"]) == ["fp32", "bf16"]
+    for n in q["nstlab"].values():
+        assert n["steps"][0] == 2 and 1 <= n["steps"][1] <= 6
+        assert n["reached"] == (n["yardstick"] <= q["baseline_loss"])
+        assert n["ratio"] == (n["seconds"] / q["baseline_seconds"] if n["reached"] else math.inf)
+        assert 0 < n["median_seconds"] <= n["seconds"] * 1.5
     assert q["baseline_median_seconds"] == pytest.approx(4 * baseline["seconds"])
-    assert 0 < n["median_seconds"] <= n["seconds"] * 1.5
+    peers = results["peers"]
+    assert set(peers) == {"iterations", "nstlab", "naive baseline"} and set(peers["nstlab"]) == {"fp32", "bf16"}
+    naive = peers["naive baseline"]
+    assert naive["peer_vs_nstlab"]["bf16"] == pytest.approx(naive["seconds"] / peers["nstlab"]["bf16"])
+    quality = results["precision_quality"]
+    assert [(r["preset"], r["run"]) for r in quality] == [
+        (p, run) for p in ("gatys", "ssim") for run in ("fp32", "bf16", "fp32 dithered")]
+    for r in quality:
+        if r["run"] == "fp32":
+            assert r["vs_fp32"] == 0 and r["pixel_difference"] == 0 and r["ssim"] == pytest.approx(1.0)
+        else:
+            assert r["pixel_difference"] > 0 and r["ssim"] < 1
     text = bench.table(results)
     assert "| configuration | size | s / step | / floor |" in text and "Time to quality" in text
+    assert "| nstlab, bf16 |" in text and "Quality in reduced precision" in text
     json.loads(json.dumps(results))
 
 
 def _floor(results: dict, row: dict) -> float:
-    return next(r["seconds"] for r in results["rows"]
-                if r["kind"] == "floor" and (r["preset"], r["size"]) == (row["preset"], row["size"]))
+    return next(r["seconds"] for r in results["rows"] if r["kind"] == "floor" and r["precision"] == "fp32"
+                and (r["preset"], r["size"]) == (row["preset"], row["size"]))
+
+
+def test_neural_style_pt_runs_on_the_same_network_through_its_command_line(bench) -> None:
+    pytest.importorskip("neural_style", reason="neural-style-pt is the optional 'bench' extra")
+    content, style = bench.load_pair("tower_bridge", "van_gogh_cafe_terrace_at_night", 64)
+    times = bench.run_peer(content, style, 4, torch.device("cpu"))
+    assert len(times) == 3 and all(t > 0 for t in times)  # 4 evaluations: 3 intervals
 
 
 def test_naive_baseline_stops_after_exactly_the_requested_evaluations(bench) -> None:
@@ -106,7 +132,7 @@ def test_lbfgs_update_is_timed_with_a_full_history(bench, monkeypatch) -> None:
 def test_closure_timer_times_each_closure_and_restores_the_engine(bench) -> None:
     original = optimize._make_optimizer
     result, evals, wall = bench.nstlab_run(*bench.load_pair("tower_bridge", "van_gogh_harvest", 48), "gatys",
-                                           torch.device("cpu"), 3)
+                                           torch.device("cpu"), 3, "fp32")
     assert optimize._make_optimizer is original
     assert len(evals) == 3 and all(0 < e <= s for e, s in zip(evals, result.step_times))
     assert wall >= sum(result.step_times)

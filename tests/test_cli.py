@@ -62,6 +62,15 @@ def test_normalized_vgg_flag(tmp_path) -> None:
     assert data["settings"]["normalized_vgg"] is True and data["weights_name"] == "random"
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_precision_flag_reaches_the_json(tmp_path, precision) -> None:
+    out = tmp_path / f"{precision}.png"
+    argv = ["stylize", "chelsea_cat", "van_gogh_harvest", "-o", str(out), "--size", "48", "--steps", "2"]
+    assert main(argv + ["--precision", precision, "--no-progress"]) == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["precision"] == data["settings"]["precision"] == precision
+
+
 def test_missing_file_is_one_line_and_exit_1(tmp_path, capsys) -> None:
     out = tmp_path / "out.png"
     missing = tmp_path / "nope.jpg"
@@ -80,6 +89,7 @@ def test_missing_file_is_one_line_and_exit_1(tmp_path, capsys) -> None:
         (["--lr", "0"], 1, "lr must be > 0"),
         (["-o", "out.txt"], 1, "unknown image suffix"),
         (["--device", "gpu"], 1, "'gpu' is not a torch device"),
+        (["--precision", "half"], 2, "invalid choice: 'half'"),
     ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, capsys, extra, code, needle) -> None:
@@ -91,6 +101,14 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, extra, code, needle) 
         got = exit_.code
     line = one_error_line(capsys.readouterr().err)
     assert got == code and line.startswith("nstlab") and needle in line
+
+
+def test_a_weight_that_overflows_the_loss_is_named_not_the_learning_rate(tmp_path, capsys) -> None:
+    out = tmp_path / "huge.png"
+    argv = ["stylize", "tower_bridge", "van_gogh_harvest", "-o", str(out), "--size", "64", "--steps", "3"]
+    assert main(argv + ["--style-weight", "1e38", "--no-progress"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "overflowed float32: lower style_weight=1e+38" in line and "learning rate" not in line
 
 
 def test_non_finite_run_keeps_the_files_and_exits_1(tmp_path, capsys) -> None:

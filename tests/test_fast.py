@@ -340,7 +340,11 @@ def test_stylize_fast_is_one_forward_pass_without_gradients():
     assert out.shape == (1, 3, 32, 48) and out.device.type == "cpu" and not out.requires_grad
     assert net.training  # the model's mode is left as it was
     x = _rand(1, 3, 20, 30)
-    assert torch.equal(fast.stylize_fast(net, x), net.eval()(x).detach())
+    exact = net.eval()(x).detach()
+    assert torch.equal(fast.stylize_fast(net, x, precision="fp32"), exact)
+    reduced = fast.stylize_fast(net, x, precision="bf16")  # autocast: bf16 layers, a float32 result
+    assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)
+    torch.testing.assert_close(reduced, exact, rtol=0, atol=0.02)
 
 
 def test_visualize_training_draws_the_held_out_photos_the_style_and_the_losses():

@@ -58,6 +58,19 @@ def test_weights_footer_warns_only_for_random_weights():
     assert plotting.weights_footer("/tmp/my_vgg.pth") == "VGG19: weights from my_vgg.pth"
 
 
+def test_runs_footer_names_each_weights_and_precision_once():
+    a, b, c = _result(seed=1), _result(seed=2), _result(seed=3, weights_name="imagenet")
+    b.precision = c.precision = "bf16"
+    assert plotting.runs_footer([a, a]) == (
+        "VGG19: RANDOM (untrained) weights (network in fp32) — pictures show colour/texture transfer only"
+    )
+    assert plotting.runs_footer([a, b, c]).split("; ") == [
+        "VGG19: RANDOM (untrained) weights (network in fp32) — pictures show colour/texture transfer only",
+        "VGG19: RANDOM (untrained) weights (network in bf16) — pictures show colour/texture transfer only",
+        "VGG19: ImageNet weights (network in bf16)",
+    ]
+
+
 def test_show_images_list_dict_and_batches():
     a = torch.rand(1, 3, 8, 10, generator=_gen(1))
     b = torch.rand(3, 8, 10, generator=_gen(2))
@@ -178,7 +191,7 @@ def test_show_result_panels_losses_and_weights_footer(best_step, n_images):
     assert titles[:3] == ["content", "style", "result (4 steps)"]
     if n_images == 4:
         assert titles[3] == "best (step 1)"
-    assert _footer(fig) == plotting.weights_footer("random")
+    assert _footer(fig) == plotting.runs_footer([result])
     loss_axes = [ax for ax in fig.axes if ax.get_lines()]
     assert len(loss_axes) == 1 and loss_axes[0].get_title() == "losses"
 
@@ -188,7 +201,7 @@ def test_show_result_without_inputs_and_interrupted():
     result.interrupted = True
     fig = plotting.show_result(result)
     assert [ax.get_title() for ax in _image_axes(fig)] == ["stopped (4 steps)"]
-    assert _footer(fig) == "VGG19: ImageNet weights"
+    assert _footer(fig) == "VGG19: ImageNet weights (network in fp32)"
 
 
 def test_show_feature_maps_first_and_most_active():
@@ -232,7 +245,10 @@ def test_results_grid_titles_and_footer():
     titles = [ax.get_title() for ax in _image_axes(fig)]
     assert titles[0] == "gatys\ntotal 7\ncontent 0.3, style 1.25, tv 0.01"
     assert titles[1].startswith("novak\n")
-    assert _footer(fig) == f"{plotting.weights_footer('random')}; VGG19: ImageNet weights"
+    assert _footer(fig) == (
+        "VGG19: RANDOM (untrained) weights (network in fp32) — pictures show colour/texture transfer only; "
+        "VGG19: ImageNet weights (network in fp32)"
+    )
     assert _footer(plotting.results_grid({"a": _result()}, footer=False)) == ""
     with pytest.raises(ValueError, match="no results"):
         plotting.results_grid({})

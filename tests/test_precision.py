@@ -1,0 +1,151 @@
+"""Reduced precision in the engine: which precision "auto" picks, the fp16 loss scaling, the records that
+say which precision ran, and that the pictures hold: a bf16 (and fp16) run ends at the fp32 run's
+objective within 2 %, and its image is as close to the fp32 image as a second fp32 run's is when its
+start differs by a 1/255 dither."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import nstlab
+from nstlab import _kernels, fast, optimize, plotting
+from nstlab.images import as_image
+from nstlab.ssim import ssim
+
+CONTENT, STYLE = "tower_bridge", "van_gogh_cafe_terrace_at_night"
+
+
+@pytest.fixture(autouse=True)
+def _random_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NSTLAB_WEIGHTS", "random")
+    monkeypatch.setenv("NSTLAB_DEVICE", "cpu")
+
+
+# ----------------------------------------------------------------------------- choosing the precision
+
+
+def test_auto_picks_bf16_only_on_a_cpu_with_native_bf16(monkeypatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(_kernels, "native_bf16_cpu", lambda: False)
+    assert _kernels.resolve_precision("auto", cpu) == "fp32"  # emulated bf16 would be slower
+    monkeypatch.setattr(_kernels, "native_bf16_cpu", lambda: True)
+    assert _kernels.resolve_precision("auto", cpu) == "bf16"
+    for forced in ("fp32", "bf16", "fp16"):
+        assert _kernels.resolve_precision(forced, cpu) == forced
+    assert _kernels.resolve_precision("auto", torch.device("mps")) == "fp32"  # not measured there
+    with pytest.raises(ValueError, match="precision must be one of"):
+        _kernels.resolve_precision("int8", cpu)
+
+
+@pytest.mark.parametrize("bf16_supported, expected", [(True, "bf16"), (False, "fp16")])
+def test_auto_on_cuda_prefers_bf16_then_fp16(monkeypatch, bf16_supported, expected) -> None:
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_supported)
+    assert _kernels.resolve_precision("auto", torch.device("cuda")) == expected
+
+
+def test_native_bf16_follows_what_torch_reports(monkeypatch) -> None:
+    monkeypatch.setattr(_kernels, "X86_64", True)
+    for avx512_bf16, amx, expected in [(False, False, False), (True, False, True), (False, True, True)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        assert _kernels.native_bf16_cpu() is expected
+
+
+def test_stylize_rejects_an_unknown_precision() -> None:
+    with pytest.raises(ValueError, match=r"precision must be one of .*'fp16'.*got 'half'"):
+        nstlab.stylize(CONTENT, STYLE, size=32, steps=1, precision="half", progress=False)
+
+
+# ----------------------------------------------------------------------------- fp16 loss scaling
+
+
+def test_loss_scaler_lowers_the_scale_after_an_overflow_and_unscales_the_gradients() -> None:
+    x = torch.ones(3, requires_grad=True)
+    scaler = _kernels.LossScaler(enabled=True, scale=2.0**10, growth_interval=2)
+    assert scaler.backward((2.0 * x).sum(), [x]) is True
+    torch.testing.assert_close(x.grad, torch.full((3,), 2.0))  # unscaled
+    x.grad = None
+    assert scaler.backward((x * float("inf")).sum(), [x]) is False  # overflow: the caller evaluates again
+    assert scaler.scale == 2.0**9
+    x.grad = None
+    scaler.backward(x.sum(), [x])
+    x.grad = None
+    scaler.backward(x.sum(), [x])
+    assert scaler.scale == 2.0**10  # two good passes in a row: the scale grows again
+    plain = _kernels.LossScaler(enabled=False)
+    x.grad = None
+    assert plain.backward((3.0 * x).sum(), [x]) and plain.scale == 1.0
+    torch.testing.assert_close(x.grad, torch.full((3,), 3.0))
+
+
+# ----------------------------------------------------------------------------- the records
+
+
+def test_result_json_summary_and_footer_say_which_precision_ran() -> None:
+    result = nstlab.stylize(CONTENT, STYLE, size=32, steps=2, precision="bf16", progress=False)
+    assert result.precision == "bf16" and result.settings["precision"] == "bf16"
+    assert result.settings["precision_requested"] == "bf16"
+    assert "in bf16" in result.summary()
+    assert json.loads(result.to_json())["precision"] == "bf16"
+    assert "(network in bf16)" in plotting.show_result(result).get_supxlabel()
+
+
+def test_bf16_features_give_float32_losses_and_float32_pixel_gradients() -> None:
+    vgg = optimize.feature_extractor(["relu1_1", "relu2_1"], "random", "max", "cpu", precision="bf16")
+    x = torch.rand(1, 3, 32, 40, requires_grad=True)
+    feats = vgg(x)
+    assert all(f.dtype == torch.bfloat16 for f in feats.values())
+    opts = nstlab.presets.resolve_options(style_layers=["relu1_1", "relu2_1"], content_layers=["relu2_1"])
+    targets = optimize._targets(vgg, x.detach(), [torch.rand(1, 3, 32, 40)], [1.0], opts)
+    assert all(t.gram.dtype == torch.float32 for t in targets.style.values())
+    assert all(p.dtype == torch.float32 for p in targets.content.values())
+    terms = optimize._loss_terms(x, vgg, targets, opts)
+    assert all(v.dtype == torch.float32 for v in terms.values())
+    terms["total"].backward()
+    assert x.grad.dtype == torch.float32 and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_memory_estimate_follows_the_precision() -> None:
+    fp32 = optimize.estimate_memory((512, 1024), "relu5_1")
+    assert optimize.estimate_memory((512, 1024), "relu5_1", torch.bfloat16) == pytest.approx(fp32 / 2, abs=2)
+
+
+def test_train_fast_records_its_precision_and_trains_in_bf16() -> None:
+    tiny = dict(size=32, batch_size=2, channels=4, n_residual=1, content_layers=["relu2_2"],
+                style_layers=["relu1_2", "relu2_2"], progress=False, weights="random", device="cpu")
+    result = fast.train_fast(STYLE, steps=3, precision="bf16", **tiny)
+    assert result.precision == "bf16" and result.settings["precision"] == "bf16" and "in bf16" in result.summary()
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())  # the weights stay float32
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in result.history["total"])
+
+
+# ----------------------------------------------------------------------------- the pictures hold
+
+QUALITY_SIZE, QUALITY_STEPS = 64, 20
+OBJECTIVE_TOLERANCE = 0.02
+
+
+def _run(preset: str, precision: str, init: torch.Tensor | str = "content") -> tuple[torch.Tensor, float]:
+    result = nstlab.stylize(CONTENT, STYLE, preset=preset, size=QUALITY_SIZE, steps=QUALITY_STEPS,
+                            precision=precision, init=init, progress=False)
+    return result.image, optimize.objective(result.image, CONTENT, STYLE, preset=preset)["total"]
+
+
+@pytest.mark.parametrize("preset, precision", [("gatys", "bf16"), ("novak", "bf16"), ("ssim", "bf16"),
+                                               ("gatys", "fp16")])
+def test_reduced_precision_reaches_the_fp32_objective_and_a_close_picture(preset, precision) -> None:
+    fp32_image, fp32_objective = _run(preset, "fp32")
+    image, objective = _run(preset, precision)
+    # The yardstick: a second fp32 run whose starting image differs by a 1/255 dither.
+    content = as_image(CONTENT, QUALITY_SIZE)
+    dither = (torch.rand(content.shape, generator=torch.Generator().manual_seed(1)) - 0.5) / 255
+    dithered_image, dithered_objective = _run(preset, "fp32", init=(content + dither).clamp(0, 1))
+    assert abs(objective - fp32_objective) <= OBJECTIVE_TOLERANCE * fp32_objective
+    assert abs(dithered_objective - fp32_objective) <= OBJECTIVE_TOLERANCE * fp32_objective
+    difference = float((image - fp32_image).abs().mean())
+    dithered_difference = float((dithered_image - fp32_image).abs().mean())
+    assert difference <= 1.5 * dithered_difference, (difference, dithered_difference)
+    assert float(ssim(image, fp32_image)) >= float(ssim(dithered_image, fp32_image)) - 0.1
