@@ -213,7 +213,7 @@ def visualize_bundled_images(kind: str = "content", size: int | None = None, nco
         h, w = full.shape[-2:]
         images.append(resize(full, size) if max(h, w) > size else full)
         titles.append(f"{_wrap_name(name)}\n{w}×{h} px")
-    return plotting.show_images(
+    return plotting.plot_images(
         images, titles=titles, ncols=ncols, size=2.6, suptitle=f"The {len(images)} bundled {kind} images"
     )
 
@@ -1111,7 +1111,7 @@ def visualize_stylize(
     weights: str | None = "auto",
     **options: Any,
 ) -> Figure:
-    """One run of :func:`stylize_variant` shown with ``plotting.show_result`` (the notebooks' widgets).
+    """One run of :func:`stylize_variant` shown with ``plotting.plot_result`` (the notebooks' widgets).
 
     Inputs: content, style: images or ImagePickers; size: long side (default smoke_or(256, 64));
     steps: default smoke_or(150, 5); options: any ``stylize`` option, and ``normalized_vgg``.
@@ -1121,7 +1121,7 @@ def visualize_stylize(
     c, s = _image(content, size), _image(style)
     options = {"progress": not is_smoke(), **options}
     result = stylize_variant(c, s, size=size, steps=_run_steps(steps), seed=seed, weights=weights, **options)
-    fig = plotting.show_result(result, c, s)
+    fig = plotting.plot_result(result, c, s)
     fig.suptitle(f"{_option_summary(options) or 'gatys preset'} — {size} px, seed {seed}", fontsize=10)
     return fig
 
@@ -1410,7 +1410,7 @@ def visualize_gram_shift(
         zeros = 100 * float((g == 0).double().mean())
         small = 100 * gram_sparsity(g, rel_tol)
         title = f"shift s = {s:g}: {zeros:.1f}% exactly 0,\n{small:.1f}% ≤ {rel_tol:g}·max"
-        plotting.show_matrix(g, ax=ax, log=True, title=title)
+        plotting.plot_matrix(g, ax=ax, log=True, title=title)
     fig.suptitle(f"Gram matrix of {layer} ({f.shape[1]}×{f.shape[1]}) of F + s")
     fig.supxlabel(plotting.weights_footer(net.weights_name), fontsize=8)
     return fig

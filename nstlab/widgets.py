@@ -481,5 +481,5 @@ def compare_widget(
 
     results = compare(content, style, variants, report=report, **common)
     bar.value, line.value = len(variants), "done"
-    _show(plotting.results_grid(results))
+    _show(plotting.plot_results_grid(results))
     return results
