@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -338,6 +339,14 @@ def test_every_module_serves_its_notebook_and_says_so():
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         assert doc.startswith(f"Notebook {stem[:2]}") and "faces layer" in doc, path.name
     assert len(MODULES) == len(NOTEBOOKS) - 1  # all but notebook 10, the playground (nstlab.widgets)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_names_where_its_experiments_live_at_its_top(path):
+    top = "".join(json.loads(path.read_text())["cells"][0]["source"])
+    module = PACKAGE / f"nb{path.stem}.py"
+    where = f"nstlab/experiments/nb{path.stem}.py" if module.exists() else "nstlab/widgets.py"
+    assert where in top.split("\n\n")[1], f"{path.name}: its first paragraph should name {where}"
 
 
 def test_no_name_is_defined_in_two_modules_of_the_package():
