@@ -177,8 +177,17 @@ def transfer_luminance_only(
 # ----------------------------------------------------------------------------- colour transfer
 
 
-def _sym_power(m: torch.Tensor, p: float) -> torch.Tensor:
-    """m^p for symmetric positive (semi-)definite (..., 3, 3) matrices, via eigh."""
+def symmetric_power(m: torch.Tensor, p: float) -> torch.Tensor:
+    """m^p = Q diag(lambda^p) Q^T for symmetric positive (semi-)definite matrices m = Q diag(lambda) Q^T.
+
+    m is symmetrised first ((m + m^T) / 2) and negative round-off eigenvalues are set to 0, so
+    p = 0.5 gives the symmetric square root of a covariance matrix.
+
+    Inputs:
+    - m: (..., K, K) symmetric; p: the power (negative powers need m positive definite).
+    Returns:
+    - (..., K, K).
+    """
     vals, vecs = torch.linalg.eigh(0.5 * (m + m.mT))
     return (vecs * vals.clamp_min(0.0).pow(p).unsqueeze(-2)) @ vecs.mT
 
@@ -188,9 +197,9 @@ def _transfer_matrix(cov_s: torch.Tensor, cov_t: torch.Tensor, mode: str) -> tor
     if mode == "cholesky":
         return torch.linalg.cholesky(cov_t) @ torch.linalg.inv(torch.linalg.cholesky(cov_s))
     if mode == "pca":  # the Image Analogies form (Hertzmann et al. 2001), Gatys et al.'s A_IA
-        return _sym_power(cov_t, 0.5) @ _sym_power(cov_s, -0.5)
-    half_s, inv_half_s = _sym_power(cov_s, 0.5), _sym_power(cov_s, -0.5)
-    return inv_half_s @ _sym_power(half_s @ cov_t @ half_s, 0.5) @ inv_half_s
+        return symmetric_power(cov_t, 0.5) @ symmetric_power(cov_s, -0.5)
+    half_s, inv_half_s = symmetric_power(cov_s, 0.5), symmetric_power(cov_s, -0.5)
+    return inv_half_s @ symmetric_power(half_s @ cov_t @ half_s, 0.5) @ inv_half_s
 
 
 def match_color_histogram(

@@ -98,7 +98,7 @@ def _as_panels(images: Any, titles: Sequence[str] | None) -> list[tuple[str, tor
         tensors = list(images)
         names = list(titles) if titles is not None else [""] * len(tensors)
     if len(names) != len(tensors):
-        raise ValueError(f"show_images: {len(tensors)} images but {len(names)} titles")
+        raise ValueError(f"plot_images: {len(tensors)} images but {len(names)} titles")
     panels = []
     for name, tensor in zip(names, tensors):
         batch = as_image(tensor)  # (N, 3, H, W)
@@ -129,10 +129,10 @@ def draw_image(ax: Axes, img: torch.Tensor, title: str, fontsize: float = 9) -> 
 
 
 PANEL_GAP = 0.15
-"""Inches between two image panels of a row (constrained layout's padding), for :func:`panel_rows`."""
+"""Inches between two image panels of a row (constrained layout's padding), for :func:`arrange_panels`."""
 
 
-def panel_rows(
+def arrange_panels(
     aspects: Sequence[float],
     max_width: float = MAX_FIGURE_WIDTH,
     max_height: float = 2.6,
@@ -149,7 +149,7 @@ def panel_rows(
     Returns: (rows: lists of panel indices, image height in inches, at most ``max_height``).
     """
     if not aspects:
-        raise ValueError("panel_rows: no panels")
+        raise ValueError("arrange_panels: no panels")
     n = len(aspects)
     for n_rows in range(math.ceil(n / (max_per_row or n)), n + 1):
         per = math.ceil(n / n_rows)
@@ -177,18 +177,18 @@ def image_rows_figure(
     max_height: float = 2.6,
     max_per_row: int | None = None,
 ) -> tuple[Figure, list[Axes], Any]:
-    """A figure at most MAX_FIGURE_WIDTH wide: the images in rows (:func:`panel_rows`), each row as
+    """A figure at most MAX_FIGURE_WIDTH wide: the images in rows (:func:`arrange_panels`), each row as
     tall as its images and titles (no empty band), and optionally a part ``below`` inches high.
 
     Inputs:
     - panels: (title, (1, 3, H, W) image) in order; fontsize: of the titles.
     - below: height of the part under the images (0: none); min_width: its width at least (inches).
     - suptitle, footer: text above everything and small text below.
-    - min_height, max_height, max_per_row: for :func:`panel_rows`.
+    - min_height, max_height, max_per_row: for :func:`arrange_panels`.
     Returns: (the Figure, one image Axes per panel, the SubFigure below or None).
     """
     aspects = [img.shape[-1] / img.shape[-2] for _, img in panels]
-    rows, height = panel_rows(aspects, max_height=max_height, min_height=min_height, max_per_row=max_per_row)
+    rows, height = arrange_panels(aspects, max_height=max_height, min_height=min_height, max_per_row=max_per_row)
     row_heights = [height + _title_height([panels[i][0] for i in row], fontsize) + 0.1 for row in rows]
     width = max(sum(aspects[i] for i in row) * height + PANEL_GAP * len(row) for row in rows)
     width = min(MAX_FIGURE_WIDTH, max(width, min_width))
@@ -236,7 +236,7 @@ def _spare_heights(fig: Figure, parts: Sequence[Any], row_axes: Sequence[Sequenc
     return spare
 
 
-def show_images(
+def plot_images(
     images: Sequence[torch.Tensor] | Mapping[str, torch.Tensor] | torch.Tensor,
     titles: Sequence[str] | None = None,
     ncols: int | None = None,
@@ -258,7 +258,7 @@ def show_images(
     """
     panels = _as_panels(images, titles)
     if not panels:
-        raise ValueError("show_images: no images given")
+        raise ValueError("plot_images: no images given")
     height = size / max(img.shape[-1] / img.shape[-2] for _, img in panels)
     return image_rows_figure(panels, fontsize=10, min_height=0.75 * height, max_height=height,
                              max_per_row=ncols, suptitle=suptitle, footer=footer)[0]
@@ -298,7 +298,7 @@ def plot_losses(
     return ax.figure
 
 
-def show_result(result: Any, content: Any = None, style: Any = None) -> Figure:
+def plot_result(result: Any, content: Any = None, style: Any = None) -> Figure:
     """Content | style | result (| best, if it differs) and the loss curves, with a weights footer.
 
     Inputs:
@@ -348,7 +348,7 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x - x.min()) / span if span > 0 else np.zeros_like(x)
 
 
-def show_feature_maps(
+def plot_feature_maps(
     feat: torch.Tensor, n: int = 16, title: str | None = None, most_active: bool = False, ncols: int = 8
 ) -> Figure:
     """A grid of feature channels, each min-max normalised for display.
@@ -360,10 +360,10 @@ def show_feature_maps(
     """
     if feat.dim() == 4:
         if feat.shape[0] != 1:
-            raise ValueError(f"show_feature_maps: expected one feature map (1, C, H, W), got {tuple(feat.shape)}")
+            raise ValueError(f"plot_feature_maps: expected one feature map (1, C, H, W), got {tuple(feat.shape)}")
         feat = feat[0]
     if feat.dim() != 3:
-        raise ValueError(f"show_feature_maps: expected (1, C, H, W) or (C, H, W), got {tuple(feat.shape)}")
+        raise ValueError(f"plot_feature_maps: expected (1, C, H, W) or (C, H, W), got {tuple(feat.shape)}")
     maps = feat.detach().double().cpu()
     n = min(n, maps.shape[0])
     order = maps.mean(dim=(1, 2)).argsort(descending=True)[:n] if most_active else torch.arange(n)
@@ -376,7 +376,7 @@ def show_feature_maps(
     return fig
 
 
-def show_matrix(m: torch.Tensor, title: str | None = None, ax: Axes | None = None, log: bool = False) -> Figure:
+def plot_matrix(m: torch.Tensor, title: str | None = None, ax: Axes | None = None, log: bool = False) -> Figure:
     """A matrix (e.g. a Gram matrix) as an image with a colour bar.
 
     Inputs:
@@ -386,7 +386,7 @@ def show_matrix(m: torch.Tensor, title: str | None = None, ax: Axes | None = Non
     if m.dim() == 3 and m.shape[0] == 1:
         m = m[0]
     if m.dim() != 2:
-        raise ValueError(f"show_matrix: expected (C, C) or (1, C, C), got {tuple(m.shape)}")
+        raise ValueError(f"plot_matrix: expected (C, C) or (1, C, C), got {tuple(m.shape)}")
     if ax is None:
         ax = Figure(figsize=(4.2, 3.6), layout="constrained").subplots()
     values = m.detach().double().cpu().numpy()
@@ -406,7 +406,16 @@ def show_matrix(m: torch.Tensor, title: str | None = None, ax: Axes | None = Non
     return ax.figure
 
 
-def results_grid(results: Mapping[str, Any], footer: bool = True) -> Figure:
+def final_losses(history: Mapping[str, Sequence[float]], terms: Sequence[str] = LOSS_TERMS) -> str:
+    """The last value of each of ``terms`` in ``history`` (``Result.history``) for a panel title: "total 7"
+    on a line of its own, the others on the next, "content 0.3, style 1.25, tv 0.01". Terms without
+    values are left out."""
+    final = {k: history[k][-1] for k in terms if history.get(k)}
+    total = f"total {final.pop('total'):.3g}\n" if "total" in final else ""
+    return total + ", ".join(f"{k} {v:.3g}" for k, v in final.items())
+
+
+def plot_results_grid(results: Mapping[str, Any], footer: bool = True) -> Figure:
     """The "compare" grid: one result image per setting, titled with its name and final losses, in
     rows of one height (:func:`image_rows_figure`).
 
@@ -416,12 +425,7 @@ def results_grid(results: Mapping[str, Any], footer: bool = True) -> Figure:
     Returns: the Figure.
     """
     if not results:
-        raise ValueError("results_grid: no results given")
-    panels = []
-    for name, result in results.items():
-        final = {k: result.history[k][-1] for k in LOSS_TERMS if result.history.get(k)}
-        total = f"total {final.pop('total'):.3g}\n" if "total" in final else ""
-        terms = ", ".join(f"{k} {v:.3g}" for k, v in final.items())
-        panels.append((f"{name}\n{total}{terms}", result.image))
+        raise ValueError("plot_results_grid: no results given")
+    panels = [(f"{name}\n{final_losses(result.history)}", result.image) for name, result in results.items()]
     text = runs_footer(list(results.values())) if footer else None
     return image_rows_figure(panels, fontsize=8, footer=text)[0]

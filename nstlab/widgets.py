@@ -1,12 +1,12 @@
 """ipywidgets controls for the notebooks — faces layer. The widgets are thin: each one calls a plain function
-(``stylize``, ``compare``, ``StylePanel.options``, ``ImagePicker.image``) that the tests call too.
+(``stylize``, ``experiments.run_variants``, ``StylePanel.options``, ``ImagePicker.image``) that the tests call too.
 
 - :func:`log_slider`: a log-scale slider for a loss weight or a learning rate.
 - :func:`preset_dropdown`: the presets, setting a style-weight slider to the chosen preset's β.
 - :class:`ImagePicker`: a bundled image from a dropdown, or an uploaded file.
 - :func:`rerun`: controls + a Run button around a slow function; it runs once at creation.
 - :class:`StylePanel`: the playground, every option of ``stylize`` with a live preview and Stop.
-- :func:`compare` / :func:`compare_widget`: several settings on the same inputs, as a grid.
+- :func:`compare_widget`: several settings on the same inputs (``experiments.run_variants``), as a grid.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from ipywidgets.widgets.widget_description import DescriptionWidget
 from matplotlib.figure import Figure
 
 from nstlab import plotting
-from nstlab.images import ImageError, as_image, list_images, load_image, sample_image
+from nstlab.experiments import run_variants
+from nstlab.images import ImageError, list_images, load_image, sample_image
 from nstlab.optimize import PRESETS, Result, StepInfo, resolve_options, stylize
 from nstlab.presets import INITS, OPTIMIZERS
 from nstlab.vgg import VGGFeatures
@@ -444,34 +445,16 @@ class StylePanel:
 # ----------------------------------------------------------------------------- compare
 
 
-def compare(
-    content: Any,
-    style: Any,
-    variants: Mapping[str, Mapping[str, Any]],
-    report: Callable[[str, int, int], None] | None = None,
-    **common: Any,
-) -> dict[str, Result]:
-    """Run ``stylize`` once per variant on the same inputs with the same common options (seed too).
-
-    Inputs:
-    - content, style: tensors, paths or bundled names (loaded once); style may be a list.
-    - variants: {name: options overriding ``common``}; report: called as report(name, i, n) first.
-    Returns: {name: Result}, in the order of ``variants``.
-    """
-    content = as_image(content)
-    style = [as_image(s) for s in style] if isinstance(style, (list, tuple)) else as_image(style)
-    results = {}
-    for i, (name, variant) in enumerate(variants.items()):
-        if report is not None:
-            report(name, i, len(variants))
-        results[name] = stylize(content, style, **{**common, **variant})
-    return results
-
-
 def compare_widget(
     content: Any, style: Any, variants: Mapping[str, Mapping[str, Any]], **common: Any
 ) -> dict[str, Result]:
-    """:func:`compare` with a progress line, then the grid of results. Returns the results."""
+    """Several settings on the same inputs, with a progress line, then the grid of results.
+
+    Inputs: as :func:`nstlab.experiments.run_variants` (which runs them, and remembers them): content,
+    style (may be a list), variants: {name: options overriding ``common``}, common: ``size``, ``steps``,
+    ``seed``, ``weights`` and any other ``stylize`` option.
+    Returns: {name: Result}, in the order of ``variants``.
+    """
     bar = widgets.IntProgress(value=0, min=0, max=len(variants), description="compare")
     line = widgets.HTML()
     display(widgets.HBox([bar, line]))
@@ -479,7 +462,7 @@ def compare_widget(
     def report(name: str, i: int, n: int) -> None:
         bar.value, line.value = i, f"running <b>{html.escape(name)}</b> ({i + 1}/{n})…"
 
-    results = compare(content, style, variants, report=report, **common)
+    results = run_variants(content, style, variants, report=report, **common)
     bar.value, line.value = len(variants), "done"
-    _show(plotting.results_grid(results))
+    _show(plotting.plot_results_grid(results))
     return results

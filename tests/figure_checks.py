@@ -47,3 +47,18 @@ def data_under_legends(fig: Figure) -> int:
             hidden += int(under.sum())
             hidden += sum(box.overlaps(area) for area in areas)
     return hidden
+
+
+def image_axes(fig: Figure) -> list[Any]:
+    """The axes of a figure (subfigures included) that show an image; colour bars are left out."""
+    return [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+
+
+def footer(fig: Figure) -> str:
+    """The figure's footer (its supxlabel: the weights line), "" if it has none."""
+    return fig._supxlabel.get_text() if fig._supxlabel is not None else ""
+
+
+def axes_titles(fig: Figure) -> str:
+    """The titles of every axes of a figure, joined by " | " (to look for words in any of them)."""
+    return " | ".join(ax.get_title() for ax in fig.axes)

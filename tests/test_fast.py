@@ -9,33 +9,12 @@ import shutil
 import pytest
 import torch
 
-from nstlab import cli, experiments, fast
+from nstlab import cli, fast
 from nstlab.images import ImageError, load_image, resize, sample_image, save_image
 from nstlab.losses import gram_matrix
+from tiny_fast import STYLE, TINY
 
-STYLE = "van_gogh_night_cafe"
-# A tiny network and shallow VGG layers keep a training step to a few hundredths of a second.
-TINY = dict(
-    size=32,
-    batch_size=2,
-    channels=8,
-    n_residual=1,
-    content_layers=["relu2_2"],
-    style_layers=["relu1_2", "relu2_2"],
-    progress=False,
-    weights="random",
-    device="cpu",
-)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: with one thread a step is several times faster than with OpenMP's
-    two (whose threads wait for each other, badly so on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rand(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -345,28 +324,6 @@ def test_stylize_fast_is_one_forward_pass_without_gradients():
     reduced = fast.stylize_fast(net, x, precision="bf16")  # autocast: bf16 layers, a float32 result
     assert reduced.dtype == torch.float32 and not torch.equal(reduced, exact)
     torch.testing.assert_close(reduced, exact, rtol=0, atol=0.02)
-
-
-def test_visualize_training_draws_the_held_out_photos_the_style_and_the_losses():
-    fig = experiments.visualize_training(STYLE, steps=2, test_images=("chelsea_cat",), test_size=40, **TINY)
-    titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["chelsea_cat (held out)", f"style: {STYLE}", "training (2 steps)"]
-    assert fig.axes[0].get_images()[0].get_array().shape == (27, 40, 3)
-    assert "RANDOM" in fig.get_supxlabel()
-
-
-def test_compare_speed_times_both_on_the_same_image():
-    net = fast.TransformerNet(channels=4, n_residual=1)
-    comparison = experiments.compare_speed(
-        net, "coffee", STYLE, size=32, steps=2, device="cpu", weights="random", repeats=2
-    )
-    assert comparison.steps == 2 and comparison.size_hw == (21, 32)
-    assert comparison.optimized_image.shape == comparison.fast_image.shape == (1, 3, 21, 32)
-    assert comparison.optimization_seconds > 0 and comparison.forward_seconds > 0
-    assert comparison.speedup == pytest.approx(comparison.optimization_seconds / comparison.forward_seconds)
-    assert comparison.weights_name == "random"
-    table = comparison.table()
-    assert "optimisation (2 steps)" in table and "21x32 px on cpu" in table
 
 
 # ----------------------------------------------------------------------------- command line

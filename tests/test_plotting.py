@@ -71,38 +71,38 @@ def test_runs_footer_names_each_weights_and_precision_once():
     ]
 
 
-def test_show_images_list_dict_and_batches():
+def test_plot_images_list_dict_and_batches():
     a = torch.rand(1, 3, 8, 10, generator=_gen(1))
     b = torch.rand(3, 8, 10, generator=_gen(2))
-    fig = plotting.show_images([a, b], titles=["a", "b"], suptitle="two", footer="made by test")
+    fig = plotting.plot_images([a, b], titles=["a", "b"], suptitle="two", footer="made by test")
     axes = _image_axes(fig)
     assert [ax.get_title() for ax in axes] == ["a", "b"]
     np.testing.assert_allclose(axes[0].get_images()[0].get_array(), a[0].permute(1, 2, 0).numpy(), atol=1e-6)
     assert fig._suptitle.get_text() == "two" and _footer(fig) == "made by test"
 
     batch = torch.rand(3, 3, 8, 8, generator=_gen(3))
-    fig = plotting.show_images({"batch": batch, "grey": torch.rand(1, 1, 8, 8, generator=_gen(4))}, ncols=2)
+    fig = plotting.plot_images({"batch": batch, "grey": torch.rand(1, 1, 8, 8, generator=_gen(4))}, ncols=2)
     assert [ax.get_title() for ax in _image_axes(fig)] == ["batch [0]", "batch [1]", "batch [2]", "grey"]
     assert len(fig.axes) == 4  # 2 columns x 2 rows
     assert _image_axes(fig)[3].get_images()[0].get_array().shape == (8, 8, 3)
 
 
-def test_show_images_shrinks_panels_to_the_notebook_width():
+def test_plot_images_shrinks_panels_to_the_notebook_width():
     images = [torch.rand(3, 8, 16, generator=_gen(k)) for k in range(5)]
     gap = plotting.PANEL_GAP
-    narrow = plotting.show_images(images, ncols=2)  # rows of 2, 2, 1; each image 3 in wide as asked
+    narrow = plotting.plot_images(images, ncols=2)  # rows of 2, 2, 1; each image 3 in wide as asked
     assert narrow.get_size_inches()[0] == pytest.approx(2 * (3.0 + gap))
     narrow.draw_without_rendering()
     rows = [round(ax.get_window_extent().y0) for ax in _image_axes(narrow)]
     assert [rows.count(y) for y in sorted(set(rows), reverse=True)] == [2, 2, 1]
-    wide = plotting.show_images(images, ncols=5)  # 5 x 3 in would be 15 in: one row, shrunk to 13 in
+    wide = plotting.plot_images(images, ncols=5)  # 5 x 3 in would be 15 in: one row, shrunk to 13 in
     assert wide.get_size_inches()[0] == pytest.approx(plotting.MAX_FIGURE_WIDTH)
     assert len(wide.subfigs) == 1
 
 
-def test_show_images_gives_mixed_shapes_one_height_and_no_empty_band():
+def test_plot_images_gives_mixed_shapes_one_height_and_no_empty_band():
     landscape, portrait = torch.rand(1, 3, 40, 80, generator=_gen(1)), torch.rand(1, 3, 80, 60, generator=_gen(2))
-    fig = plotting.show_images({"wide": landscape, "tall": portrait, "wide again": landscape}, footer="footer")
+    fig = plotting.plot_images({"wide": landscape, "tall": portrait, "wide again": landscape}, footer="footer")
     fig.draw_without_rendering()
     boxes = [ax.get_window_extent() for ax in _image_axes(fig)]
     assert max(b.height for b in boxes) < 1.02 * min(b.height for b in boxes)  # one height
@@ -112,11 +112,11 @@ def test_show_images_gives_mixed_shapes_one_height_and_no_empty_band():
     assert 0 <= gap < 0.15 * fig.dpi
 
 
-def test_show_images_rejects_bad_input():
+def test_plot_images_rejects_bad_input():
     with pytest.raises(ValueError, match="2 images but 1 titles"):
-        plotting.show_images([torch.rand(3, 8, 8), torch.rand(3, 8, 8)], titles=["only one"])
+        plotting.plot_images([torch.rand(3, 8, 8), torch.rand(3, 8, 8)], titles=["only one"])
     with pytest.raises(ValueError, match="no images"):
-        plotting.show_images([])
+        plotting.plot_images([])
 
 
 def test_plot_losses_one_line_per_term_and_log_scale():
@@ -182,10 +182,10 @@ def test_plot_losses_marks_scale_changes_and_draws_into_given_axes():
 
 
 @pytest.mark.parametrize("best_step, n_images", [(3, 3), (1, 4)])
-def test_show_result_panels_losses_and_weights_footer(best_step, n_images):
+def test_plot_result_panels_losses_and_weights_footer(best_step, n_images):
     result = _result(best_step=best_step)
     content = torch.rand(1, 3, 16, 24, generator=_gen(5))
-    fig = plotting.show_result(result, content=content, style=torch.rand(1, 3, 20, 20, generator=_gen(6)))
+    fig = plotting.plot_result(result, content=content, style=torch.rand(1, 3, 20, 20, generator=_gen(6)))
     titles = [ax.get_title() for ax in _image_axes(fig)]
     assert len(titles) == n_images
     assert titles[:3] == ["content", "style", "result (4 steps)"]
@@ -196,19 +196,19 @@ def test_show_result_panels_losses_and_weights_footer(best_step, n_images):
     assert len(loss_axes) == 1 and loss_axes[0].get_title() == "losses"
 
 
-def test_show_result_without_inputs_and_interrupted():
+def test_plot_result_without_inputs_and_interrupted():
     result = _result(weights_name="imagenet")
     result.interrupted = True
-    fig = plotting.show_result(result)
+    fig = plotting.plot_result(result)
     assert [ax.get_title() for ax in _image_axes(fig)] == ["stopped (4 steps)"]
     assert _footer(fig) == "VGG19: ImageNet weights (network in fp32)"
 
 
-def test_show_feature_maps_first_and_most_active():
+def test_plot_feature_maps_first_and_most_active():
     feat = torch.rand(1, 6, 5, 7, generator=_gen(7))
     feat[0, 4] += 10.0  # the most active channel
     feat[0, 2] = 3.0  # a constant channel
-    fig = plotting.show_feature_maps(feat, n=4, title="relu1_1")
+    fig = plotting.plot_feature_maps(feat, n=4, title="relu1_1")
     axes = _image_axes(fig)
     assert [ax.get_title() for ax in axes] == ["ch 0", "ch 1", "ch 2", "ch 3"]
     first = axes[0].get_images()[0].get_array()
@@ -216,32 +216,32 @@ def test_show_feature_maps_first_and_most_active():
     assert np.all(axes[2].get_images()[0].get_array() == 0)  # constant -> 0, not NaN
     assert fig._suptitle.get_text() == "relu1_1"
 
-    fig = plotting.show_feature_maps(feat[0], n=2, most_active=True)
+    fig = plotting.plot_feature_maps(feat[0], n=2, most_active=True)
     assert [ax.get_title() for ax in _image_axes(fig)] == ["ch 4", "ch 2"]
     with pytest.raises(ValueError, match=r"\(2, 6, 5, 7\)"):
-        plotting.show_feature_maps(feat.expand(2, -1, -1, -1))
+        plotting.plot_feature_maps(feat.expand(2, -1, -1, -1))
 
 
-def test_show_matrix_colour_bar_and_log_scale():
+def test_plot_matrix_colour_bar_and_log_scale():
     gram = torch.rand(1, 5, 5, generator=_gen(8))
     gram[0, 0, 1] = 0.0
-    fig = plotting.show_matrix(gram, title="Gram")
+    fig = plotting.plot_matrix(gram, title="Gram")
     assert len(fig.axes) == 2  # the matrix and its colour bar
     np.testing.assert_allclose(fig.axes[0].get_images()[0].get_array(), gram[0].numpy(), rtol=1e-6)
     assert fig.axes[0].get_title() == "Gram"
 
-    fig = plotting.show_matrix(-gram[0], log=True)
+    fig = plotting.plot_matrix(-gram[0], log=True)
     image = fig.axes[0].get_images()[0]
     assert isinstance(image.norm, matplotlib.colors.LogNorm)
     assert image.norm.vmax == pytest.approx(float(gram.max()))
     assert image.norm.vmin == pytest.approx(float(gram[gram > 0].min()))
     with pytest.raises(ValueError, match=r"\(2, 5, 5\)"):
-        plotting.show_matrix(gram.expand(2, -1, -1))
+        plotting.plot_matrix(gram.expand(2, -1, -1))
 
 
-def test_results_grid_titles_and_footer():
+def test_plot_results_grid_titles_and_footer():
     results = {"gatys": _result(seed=1), "novak": _result(seed=2, weights_name="imagenet")}
-    fig = plotting.results_grid(results)
+    fig = plotting.plot_results_grid(results)
     titles = [ax.get_title() for ax in _image_axes(fig)]
     assert titles[0] == "gatys\ntotal 7\ncontent 0.3, style 1.25, tv 0.01"
     assert titles[1].startswith("novak\n")
@@ -249,14 +249,14 @@ def test_results_grid_titles_and_footer():
         "VGG19: RANDOM (untrained) weights (network in fp32) — pictures show colour/texture transfer only; "
         "VGG19: ImageNet weights (network in fp32)"
     )
-    assert _footer(plotting.results_grid({"a": _result()}, footer=False)) == ""
+    assert _footer(plotting.plot_results_grid({"a": _result()}, footer=False)) == ""
     with pytest.raises(ValueError, match="no results"):
-        plotting.results_grid({})
+        plotting.plot_results_grid({})
 
 
 @pytest.mark.parametrize("n", [2, 5, 9])
-def test_results_grid_has_no_empty_band_and_keeps_its_titles_inside(n):
-    fig = plotting.results_grid({f"run {i}": _result(seed=i) for i in range(n)})
+def test_plot_results_grid_has_no_empty_band_and_keeps_its_titles_inside(n):
+    fig = plotting.plot_results_grid({f"run {i}": _result(seed=i) for i in range(n)})
     fig.draw_without_rendering()
     assert fig.get_size_inches()[0] <= plotting.MAX_FIGURE_WIDTH
     axes = _image_axes(fig)
@@ -265,17 +265,17 @@ def test_results_grid_has_no_empty_band_and_keeps_its_titles_inside(n):
     assert 0 <= gap < 0.15 * fig.dpi  # pixels between the lowest images and the footer
 
 
-def test_panel_rows_fit_the_width_with_the_fewest_rows():
+def test_arrange_panels_fits_the_width_with_the_fewest_rows():
     gap = plotting.PANEL_GAP
-    rows, height = plotting.panel_rows([1.5] * 5)  # 07: content, style and three runs of a 3:2 image
+    rows, height = plotting.arrange_panels([1.5] * 5)  # 07: content, style and three runs of a 3:2 image
     assert rows == [[0, 1, 2, 3, 4]] and height == pytest.approx((13.0 - 5 * gap) / 7.5)
     aspects = [2.0, 0.75] + [2.0] * 6  # 06: a 2:1 content, a portrait style and six runs
-    rows, height = plotting.panel_rows(aspects)
+    rows, height = plotting.arrange_panels(aspects)
     assert rows == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert height == pytest.approx((13.0 - 4 * gap) / 8.0) and height >= 1.5
-    assert plotting.panel_rows([1.0, 1.0]) == ([[0, 1]], 2.6)  # small rows keep the largest height
+    assert plotting.arrange_panels([1.0, 1.0]) == ([[0, 1]], 2.6)  # small rows keep the largest height
     with pytest.raises(ValueError, match="no panels"):
-        plotting.panel_rows([])
+        plotting.arrange_panels([])
 
 
 def test_image_rows_figure_fits_13_inches_without_empty_bands():
@@ -299,5 +299,5 @@ def test_png_helpers():
     decoded = Image.open(io.BytesIO(plotting.image_png(img)))
     assert decoded.size == (14, 10)
     np.testing.assert_allclose(np.asarray(decoded) / 255.0, img[0].permute(1, 2, 0).numpy(), atol=1 / 255)
-    png = plotting.figure_png(plotting.show_images([img]))
+    png = plotting.figure_png(plotting.plot_images([img]))
     assert png.startswith(b"\x89PNG")

@@ -90,7 +90,7 @@ def test_result_json_summary_and_footer_say_which_precision_ran() -> None:
     assert result.settings["precision_requested"] == "bf16"
     assert "in bf16" in result.summary()
     assert json.loads(result.to_json())["precision"] == "bf16"
-    assert "(network in bf16)" in plotting.show_result(result).get_supxlabel()
+    assert "(network in bf16)" in plotting.plot_result(result).get_supxlabel()
 
 
 def test_bf16_features_give_float32_losses_and_float32_pixel_gradients() -> None:

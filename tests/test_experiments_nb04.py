@@ -1,0 +1,123 @@
+"""nstlab.experiments.nb04_gatys_style_transfer (notebook 04) at tiny sizes: the design-choice comparisons, the
+α/β sweep, the layers' loss scales and the normalised VGG19.
+
+Runs are 64 px (the smallest size that reaches relu5_x) and 2-3 steps, with the seeded random VGG19.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import nstlab
+from figure_checks import data_under_legends
+from nstlab import experiments as ex
+from nstlab import losses
+from nstlab.optimize import PRESETS, resolve_options
+from nstlab.vgg import VGGFeatures
+
+SIZE, STEPS = 64, 2
+
+pytestmark = pytest.mark.usefixtures("random_weights_and_private_cache")
+
+
+@pytest.mark.parametrize("which", ["optimizer", "vgg"])
+def test_visualize_comparison(which, sweep_images):
+    c, s = sweep_images
+    fig = ex.visualize_comparison(which, c, s, size=SIZE, steps=STEPS)
+    top, bottom = fig.subfigs
+    names = list(ex.GATYS_COMPARISONS[which])
+    assert [ax.get_title().split("\n")[0] for ax in top.axes] == ["content", "style", *names]
+    assert len(bottom.axes) == (4 if which == "optimizer" else 3)
+
+
+def test_visualize_comparison_rejects_unknown_names():
+    with pytest.raises(ValueError, match="which must be one of"):
+        ex.visualize_comparison("colour")
+
+
+def test_every_comparison_is_a_valid_stylize_option_set():
+    for variants in ex.GATYS_COMPARISONS.values():
+        assert len(variants) == 2
+        for options in variants.values():
+            resolve_options(**options)
+
+
+def test_style_weight_sweep_trades_content_for_style(sweep_images):
+    c, s = sweep_images
+    results = ex.style_weight_sweep(c, s, style_weights=(1e-2, 1e4), size=SIZE, steps=3)
+    low, high = results[1e-2], results[1e4]
+    assert high.history["style"][-1] < low.history["style"][-1]
+    assert high.history["content"][-1] > low.history["content"][-1]
+
+
+def test_visualize_style_weight_sweep_titles_the_ratios(sweep_images):
+    c, s = sweep_images
+    fig = ex.visualize_style_weight_sweep(c, s, style_weights=(1e1, 1e3), content_weight=2.0, size=SIZE, steps=STEPS)
+    top, bottom = fig.subfigs
+    titles = [ax.get_title() for ax in top.axes]
+    assert titles[0] == "content" and titles[-1] == "style" and len(titles) == 4
+    assert "α/β = 2e-01" in titles[1] and "α/β = 2e-03" in titles[2]
+    (plot,) = bottom.axes
+    assert plot.get_xscale() == "log" and len(plot.get_lines()) == 2
+
+
+def test_style_weight_sweep_defaults_to_multiples_of_the_preset(sweep_images):
+    c, s = sweep_images
+    beta = PRESETS["gatys"]["style_weight"]
+    assert list(ex.style_weight_sweep(c, s, size=SIZE, steps=1)) == [0.1 * beta, beta, 10 * beta]  # smoke mode
+    novak = ex.style_weight_sweep(c, s, size=SIZE, steps=1, preset="novak")
+    assert list(novak)[1] == PRESETS["novak"]["style_weight"]
+
+
+def test_layer_loss_scales_match_the_definition(sweep_images):
+    _, s = sweep_images
+    layers = ["relu1_1", "relu3_1"]
+    scales = ex.layer_loss_scales(s, layers, size=SIZE)
+    with torch.no_grad():
+        feats = VGGFeatures(layers)(s)
+    for layer in layers:
+        f = feats[layer].double()
+        n, m = f.shape[1], f.shape[2] * f.shape[3]
+        expected = float(losses.gram_matrix(f).pow(2).sum()) / (4 * n**2 * m**2)
+        assert scales["E_l(0, A)"][layer] == pytest.approx(expected, rel=1e-9)
+        assert scales["mean activation"][layer] == pytest.approx(float(f.mean()), rel=1e-9)
+
+
+def test_normalized_vgg_brings_mean_activations_near_one(sweep_images):
+    _, s = sweep_images
+    plain = ex.layer_loss_scales(s, size=SIZE)["mean activation"]
+    normalized = ex.layer_loss_scales(s, size=SIZE, normalized=True)["mean activation"]
+    for layer in plain:
+        assert abs(math.log(normalized[layer])) < abs(math.log(plain[layer]))
+
+
+def test_visualize_layer_scales_draws_both_networks(sweep_images):
+    _, s = sweep_images
+    fig = ex.visualize_layer_scales(s, size=SIZE)
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        assert len(ax.patches) == 2 * 5 and ax.get_yscale() == "log"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["plain VGG19", "normalized VGG19"]
+    assert data_under_legends(fig) == 0  # no bar under the legend
+
+
+def test_normalization_factor_table_matches_the_normalized_network():
+    table = ex.normalization_factor_table("random")
+    assert table.column("layer") == nstlab.CONV_LAYERS
+    for row in table.rows:
+        assert 0 < row["smallest m"] <= row["median m"]
+        assert row["largest 1/m"] == pytest.approx(1 / row["smallest m"])
+        cap = 1 / (nstlab.vgg.NORMALIZATION_FLOOR * row["median m"])
+        uncapped = math.inf if row["dead channels"] else row["largest 1/m"]  # dead channels get the floor too
+        assert row["largest factor used"] == pytest.approx(min(uncapped, cap), rel=1e-6)
+        assert row["dead channels"] <= row["floored channels"]
+    x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain = VGGFeatures(["relu1_1"], weights="random", device="cpu")(x)["relu1_1"]
+        normalized = VGGFeatures(["relu1_1"], weights="random", normalized=True, device="cpu")(x)["relu1_1"]
+    ratios = plain.amax(dim=(2, 3)) / normalized.amax(dim=(2, 3))  # the divisor of each conv1_1 channel
+    assert float(1 / ratios.min()) == pytest.approx(table.rows[0]["largest factor used"], rel=1e-4)
+    assert float(ratios.median()) == pytest.approx(table.rows[0]["median m"], rel=1e-4)

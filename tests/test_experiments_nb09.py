@@ -1,0 +1,55 @@
+"""nstlab.experiments.nb09_evaluating_style_transfer (notebook 09): Yuan & Huang's intensity, contrast and
+one-layer-at-a-time experiments, and one run measured with the yardsticks. Tiny sizes, few steps."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from nstlab import experiments
+from nstlab.optimize import PRESETS
+
+CONTENT, STYLE = "chelsea_cat", "van_gogh_church_at_auvers"
+
+
+def test_intensity_rows_reproduce_the_seed_l2_values():
+    rows = experiments.intensity_rows(size=32)
+    assert [r["pair"] for r in rows] == ["(white, black)", "(white, grey)", "(grey, black)"]
+    assert [r["L2"] for r in rows] == pytest.approx([4.0, 1.0, 1.0])
+    assert [r["Yuan & Huang's perceptual"] for r in rows] == [0.4538, 0.4945, 0.5390]  # their Fig. 5
+    assert all(math.isfinite(r["perceptual"]) and r["perceptual"] > 0 for r in rows)
+
+
+def test_contrast_rows_l2_grows_quadratically():
+    rows = experiments.contrast_rows(CONTENT, (1.0, 0.75, 0.5), size=32)
+    assert len(rows) == 2
+    assert rows[1]["L2 ratio"] == pytest.approx(4.0, rel=1e-4)
+    assert rows[1]["perceptual ratio"] > 1
+    images = experiments.contrast_images(CONTENT, (1.0, 0.5), size=32)
+    first, second = images.values()
+    assert float(second.std()) < float(first.std())
+
+
+def test_single_layer_runs_use_one_layer_each():
+    style_runs = experiments.single_layer_style_runs(CONTENT, STYLE, ["relu1_1", "relu2_1"], size=32, steps=2)
+    assert list(style_runs) == ["relu1_1", "relu2_1"]
+    for layer, result in style_runs.items():
+        assert result.settings["style_layers"] == [layer]
+        assert result.settings["content_weight"] == 0.0 and result.settings["init"] == "noise"
+    content_runs = experiments.single_layer_content_runs(
+        CONTENT, STYLE, "relu2_1", ["relu1_2", "relu3_2"], size=32, steps=2
+    )
+    assert list(content_runs) == ["content relu1_2", "content relu3_2"]  # the shared style layer left out
+    first = next(iter(content_runs.values()))
+    assert first.settings["content_layers"] == ["relu1_2"] and first.settings["style_layers"] == ["relu2_1"]
+    rows = experiments.evaluate_results(content_runs, CONTENT, STYLE)
+    for row, result in zip(rows, content_runs.values()):
+        assert row["own total loss"] == result.history["total"][-1] and row["steps"] == 2
+
+
+def test_visualize_evaluation_shows_images_losses_and_a_table():
+    fig = experiments.visualize_evaluation(CONTENT, STYLE, "gatys", size=32, steps=2)
+    assert len(fig.axes) == 3 + 1 + 1
+    assert fig.axes[3].get_title() == "the run's own loss terms"
+    assert fig.axes[2].get_title() == f"gatys, style weight {PRESETS['gatys']['style_weight']:g}"  # the preset's
