@@ -163,15 +163,18 @@ def resize(tensor: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
 
 
 def images_dir() -> Path:
-    """The folder of bundled sample images: ``NSTLAB_IMAGES`` if set, else the repository's ``images/``."""
+    """The folder of bundled sample images: ``NSTLAB_IMAGES`` if set, else the copy an installed package
+    carries (``nstlab/sample_images``), else the checkout's ``images/`` (an editable install, a clone)."""
     env = os.environ.get("NSTLAB_IMAGES")
-    folder = Path(env) if env else Path(__file__).resolve().parent.parent / "images"
-    if not folder.is_dir():
-        raise ImageError(
-            f"{folder}: sample image folder not found; install nstlab from its repository "
-            "(pip install -e .) or set NSTLAB_IMAGES to a folder with content/ and style/"
-        )
-    return folder
+    package = Path(__file__).resolve().parent
+    candidates = [Path(env)] if env else [package / "sample_images", package.parent / "images"]
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise ImageError(
+        f"{candidates[-1]}: sample image folder not found; reinstall nstlab (pip install .) or set "
+        "NSTLAB_IMAGES to a folder with content/ and style/"
+    )
 
 
 def _registry(kind: str) -> dict[str, Path]:
