@@ -61,6 +61,8 @@ def _open(source: PathOrFile) -> Image.Image:
         img.load()  # decode now, so a truncated file fails here and not later
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file (PIL cannot identify its format)") from None
+    except Image.DecompressionBombError as err:  # a huge upload, not a crash in a widget callback
+        raise ImageError(f"{name}: too large ({err})") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{name}: corrupt or truncated image ({err})") from None
     return img

@@ -106,6 +106,13 @@ def test_truncated_image_error(tmp_path):
         load_image(tmp_path / "cut.jpg")
 
 
+def test_an_image_with_too_many_pixels_is_an_image_error(tmp_path, monkeypatch):
+    _gradient(60, 60).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL refuses over twice this: 3600 px here
+    with pytest.raises(ImageError, match=r"huge\.png: too large \(Image size \(3600 pixels\) exceeds limit"):
+        load_image(tmp_path / "huge.png")
+
+
 def test_too_small_image_error(tmp_path):
     _gradient(31, 100).save(tmp_path / "thin.png")
     with pytest.raises(ImageError, match=r"thin\.png: image is 31x100 px.*at least 32"):
