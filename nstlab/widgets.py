@@ -93,12 +93,40 @@ def _error_html(text: str) -> str:
     return f"<span style='color:#b00020'>{html.escape(text)}</span>"
 
 
+MAX_UPLOAD_BYTES = 100_000_000
+"""The largest file an :class:`ImagePicker` takes; a larger upload gets a one-line "too large" message.
+
+A file reaches the kernel only if the Jupyter server passes a websocket message that large: Tornado's
+default is 10 MiB, and a larger upload is then dropped before the kernel sees anything (the browser's
+copy of that upload button then waits for it for good). ``./dev.sh course`` raises the server's limit
+to 512 MiB; README.md ("Uploads") says how to raise it on another server or a JupyterHub."""
+
+UPLOAD_TIP = (
+    f"an image file up to {MAX_UPLOAD_BYTES / 1e6:.0f} MB (up to 10 MB where the Jupyter server keeps its "
+    "default message limit: there a larger file never arrives; choosing a bundled image resets the button)"
+)
+
+
+def _load_upload(upload: Mapping[str, Any], size: int | None) -> torch.Tensor:
+    """One item of a FileUpload's value as (1, 3, H, W) in [0, 1], long side at most ``size``.
+    Raises ImageError naming the file if it is too large or not a usable image."""
+    content = memoryview(upload["content"])
+    if content.nbytes > MAX_UPLOAD_BYTES:
+        raise ImageError(
+            f"{upload['name']}: too large ({content.nbytes / 1e6:.1f} MB; uploads up to "
+            f"{MAX_UPLOAD_BYTES / 1e6:.0f} MB)"
+        )
+    data = io.BytesIO(content.tobytes())
+    data.name = upload["name"]  # so the error names the file
+    return load_image(data, max_size=size)
+
+
 class ImagePicker:
     """A dropdown of the bundled ``kind`` images ("content" or "style") plus a file upload.
 
-    ``.image(size)`` returns the uploaded image if there is one (a bad file is reported in
-    ``.message`` and the dropdown's image is used instead), else the bundled one.
-    Choosing from the dropdown discards the upload. ``.widget`` is the container to display.
+    ``.image(size)`` returns the uploaded image if there is one (a bad or too large file is reported
+    in ``.message``, under the controls, and the dropdown's image is used instead), else the bundled
+    one. Choosing from the dropdown discards the upload. ``.widget`` is the container to display.
     """
 
     def __init__(self, kind: str, value: str | None = None) -> None:
@@ -106,23 +134,33 @@ class ImagePicker:
         if value is not None and value not in names:
             raise ValueError(f"ImagePicker: no bundled {kind} image {value!r}; choose from {names}")
         self.dropdown = widgets.Dropdown(options=names, value=value or names[0], description=kind, style=WIDE)
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
-        self.message = widgets.HTML()
-        self.widget = widgets.VBox([widgets.HBox([self.dropdown, self.upload]), self.message])
-        self.upload.observe(lambda _: self.image(), "value")  # check the file at once
+        self.upload = self._new_upload()
+        # As wide as the controls above it and wrapping there, instead of widening the picker: a width of 0
+        # adds nothing to the box's width, the minimum of 100 % then fills it.
+        self.message = widgets.HTML(layout=widgets.Layout(width="0", min_width="100%"))
+        self._controls = widgets.HBox([self.dropdown, self.upload])
+        self.widget = widgets.VBox([self._controls, self.message])
         self.dropdown.observe(self._discard_upload, "value")
 
+    def _new_upload(self) -> widgets.FileUpload:
+        upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload", tooltip=UPLOAD_TIP)
+        upload.observe(lambda _: self.image(), "value")  # check the file at once
+        return upload
+
     def _discard_upload(self, _: Any = None) -> None:
-        self.upload.value = ()
+        """Drop the upload by putting a new button in place: that also revives a button whose file never
+        reached the kernel (see :data:`MAX_UPLOAD_BYTES`)."""
+        old, self.upload = self.upload, self._new_upload()
+        self._controls.children = (self.dropdown, self.upload)
+        old.close()
+        self.message.value = ""
 
     def image(self, size: int | None = None) -> torch.Tensor:
         """The picked image, (1, 3, H, W) in [0, 1], its long side shrunk to at most ``size``."""
         if self.upload.value:
             upload = self.upload.value[0]
-            data = io.BytesIO(bytes(upload["content"]))
-            data.name = upload["name"]  # so the error names the file
             try:
-                img = load_image(data, max_size=size)
+                img = _load_upload(upload, size)
             except ImageError as err:
                 self.message.value = _error_html(f"{err} — using {self.dropdown.value} instead")
             else:

@@ -58,6 +58,44 @@ def test_image_picker_bundled_and_uploaded():
     assert torch.equal(picker.image(64), sample_image("van_gogh_harvest", 64))
 
 
+def test_image_picker_too_large_upload_is_one_line_and_the_picker_keeps_working(monkeypatch):
+    monkeypatch.setattr(widgets, "MAX_UPLOAD_BYTES", 1_000_000)
+    picker = widgets.ImagePicker("content", CONTENT)
+    picker.upload.value = (_png_upload("phone.png", bytes(1_500_000)),)
+    assert picker.message.value == widgets._error_html(
+        "phone.png: too large (1.5 MB; uploads up to 1 MB) — using tower_bridge instead"
+    )
+    assert torch.equal(picker.image(64), sample_image(CONTENT, 64))
+    data = _png_bytes()
+    picker.upload.value = (_png_upload("mine.png", data),)  # the next upload is taken
+    assert picker.message.value == "using the upload mine.png" and torch.equal(picker.image(), load_image(data))
+    assert "100 MB" in widgets.UPLOAD_TIP and picker.upload.tooltip == widgets.UPLOAD_TIP
+
+
+def test_choosing_a_bundled_image_puts_a_new_upload_button_in_place():
+    """A button whose file never reached the kernel waits for it for good in the browser: a new one revives it."""
+    picker = widgets.ImagePicker("style", STYLE)
+    old = picker.upload
+    old.value = (_png_upload("mine.png", _png_bytes()),)
+    picker.dropdown.value = "van_gogh_harvest"
+    assert picker.upload is not old and old.comm is None  # the old one is closed
+    assert picker.widget.children[0].children == (picker.dropdown, picker.upload)
+    assert picker.upload.value == () and picker.message.value == ""
+    picker.upload.value = (_png_upload("again.png", _png_bytes()),)
+    assert picker.message.value == "using the upload again.png"  # the new button is watched too
+
+
+def test_each_picker_message_sits_under_its_own_controls():
+    panel = widgets.StylePanel(size=64, steps=1)
+    row = panel.widget.children[0]
+    assert row.children == (panel.content.widget, panel.style.widget)
+    for picker in (panel.content, panel.style):
+        controls, message = picker.widget.children
+        assert isinstance(picker.widget, ipywidgets.VBox) and controls.children == (picker.dropdown, picker.upload)
+        assert message is picker.message  # under the controls, as wide as they are, wrapping there:
+        assert (message.layout.width, message.layout.min_width) == ("0", "100%")
+
+
 def test_image_picker_bad_upload_shows_a_message():
     picker = widgets.ImagePicker("content", CONTENT)
     picker.upload.value = (_png_upload("notes.png", b"this is not an image"),)
