@@ -16,6 +16,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import ipywidgets as widgets
@@ -256,6 +257,15 @@ PLOT_EVERY_SECONDS = 1.0
 PRESERVE_COLOR_CHOICES = ("none", "luminance", "histogram")
 """The "keep colours" choices; "none" stands for preserve_color=None (a Dropdown shows a None value as blank)."""
 
+PREVIEW_SIDE = 320
+"""The long side of the panel's preview, in screen pixels."""
+
+
+def preview_size(height: int, width: int, side: int = PREVIEW_SIDE) -> tuple[str, str]:
+    """CSS (width, height) that show an image of height x width pixels with its long side at ``side`` px."""
+    scale = side / max(height, width)
+    return f"{max(1, round(width * scale))}px", f"{max(1, round(height * scale))}px"
+
 
 class StylePanel:
     """The full control panel over :func:`nstlab.optimize.stylize`.
@@ -311,7 +321,9 @@ class StylePanel:
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress")
         self.status = widgets.HTML()
-        self.preview = widgets.Image(format="png", layout=widgets.Layout(width="320px"))
+        self.preview = widgets.Image(format="png", layout=widgets.Layout(
+            width=f"{PREVIEW_SIDE}px", height="0px", object_fit="contain", visibility="hidden"
+        ))  # sized to each image's shape as it is shown
         self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(width="600px"))  # its text at 100 dpi
 
         self._set_controls(opts, ("size", "scales", "seed", "preserve_color") + PRESET_CONTROLS)
@@ -341,7 +353,8 @@ class StylePanel:
             grid,
             widgets.HBox([self.run_button, self.stop_button, self.progress], layout=wrap),
             self.status,
-            widgets.HBox([self.preview, self.loss_plot], layout=wrap),
+            widgets.HBox([self.preview, self.loss_plot], layout=widgets.Layout(flex_flow="row wrap",
+                                                                                align_items="flex-start")),
         ]
         self.widget = widgets.VBox(rows)
         self._status(self._label, "ready")
@@ -427,13 +440,28 @@ class StylePanel:
         self._history.setdefault("scale", []).append(info.scale)
         done = info.step + 1
         self.progress.max, self.progress.value = info.total_steps, done
-        if done % self._every == 0:
-            self.preview.value = plotting.image_png(info.image)
+        if done % self._every == 0 or done == 1:  # the first step at once: the last run's picture is hidden
+            self._show_preview(info.image)
             self._status(self._label, f"step {done}/{info.total_steps}, total loss {info.losses['total']:.4g}")
         if time.monotonic() - self._plotted > PLOT_EVERY_SECONDS:
-            self.loss_plot.value = plotting.figure_png(plotting.plot_losses(self._history, title="losses"))
+            self._show_losses(self._history)
             self._plotted = time.monotonic()
         return not self._stop.is_set()
+
+    def _show_preview(self, image: torch.Tensor) -> None:
+        """Show a (1, 3, H, W) image in the preview in its own shape, its long side ``PREVIEW_SIDE`` px."""
+        self.preview.value = plotting.image_png(image)
+        self.preview.layout.width, self.preview.layout.height = preview_size(*image.shape[-2:])
+        self.preview.layout.visibility = "visible"
+
+    def _show_losses(self, history: dict[str, list[float]]) -> None:
+        self.loss_plot.value = plotting.figure_png(plotting.plot_losses(history, title="losses"))
+        self.loss_plot.layout.visibility = "visible"
+
+    def _hide_last_run(self) -> None:
+        """At a run's start: the last run's picture and losses must not pass for this one's (their space stays)."""
+        self.preview.value = b""
+        self.preview.layout.visibility = self.loss_plot.layout.visibility = "hidden"
 
     def run(self, block: bool = True) -> Result | None:
         """Stylize with :meth:`options`. block=False runs in a background thread (the Run button),
@@ -451,6 +479,7 @@ class StylePanel:
         self._label = self._weights_label()
         self.run_button.disabled, self.stop_button.disabled = True, False
         self.progress.value = 0
+        self._hide_last_run()
         self._status(self._label, "running…")
         try:
             content, style = self.content.image(opts["size"]), self.style.image()
@@ -462,10 +491,13 @@ class StylePanel:
             self._stop.clear()
             self.run_button.disabled, self.stop_button.disabled = False, True
         self.result = result
-        self.preview.value = plotting.image_png(result.best_image if result.interrupted else result.image)
-        self.loss_plot.value = plotting.figure_png(plotting.plot_losses(result.history, title="losses"))
-        ending = "stopped, showing the best image so far: " if result.interrupted else "done: "
-        self._status(plotting.weights_footer(result.weights_name), ending + result.summary())
+        self._show_preview(result.best_image if result.interrupted else result.image)
+        self._show_losses(result.history)
+        if result.interrupted:  # by Stop; the summary would name the mechanism ("stopped by callback")
+            text = "stopped, showing the best image so far: " + replace(result, stopped_reason=None).summary()
+        else:
+            text = "done: " + result.summary()
+        self._status(plotting.weights_footer(result.weights_name), text)
         return result
 
     def _run_quietly(self) -> None:

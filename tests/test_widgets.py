@@ -258,9 +258,38 @@ def test_panel_run_updates_progress_preview_and_status():
     assert (panel.progress.value, panel.progress.max) == (3, 3)
     assert bytes(panel.preview.value).startswith(b"\x89PNG") and bytes(panel.loss_plot.value).startswith(b"\x89PNG")
     assert Image.open(io.BytesIO(bytes(panel.preview.value))).size == tuple(reversed(result.image.shape[-2:]))
+    h, w = result.image.shape[-2:]
+    assert (h, w) == (32, 64)  # tower_bridge is twice as wide as high: so is the preview
+    assert (panel.preview.layout.width, panel.preview.layout.height) == ("320px", "160px")
+    assert panel.preview.layout.visibility == panel.loss_plot.layout.visibility == "visible"
     assert "RANDOM (untrained)" in panel.status.value and "done" in panel.status.value
     assert not panel.run_button.disabled and panel.stop_button.disabled
     assert panel._history["total"] == result.history["total"]
+
+
+def test_preview_size_keeps_the_shape():
+    assert widgets.preview_size(128, 256) == ("320px", "160px")
+    assert widgets.preview_size(256, 128) == ("160px", "320px")
+    assert widgets.preview_size(100, 100, side=50) == ("50px", "50px")
+    assert widgets.preview_size(1, 4000) == ("320px", "1px")
+
+
+def test_panel_hides_the_last_runs_picture_when_a_run_starts():
+    panel = widgets.StylePanel(size=64, steps=2)
+    panel.run()
+    assert bytes(panel.preview.value).startswith(b"\x89PNG")
+    on_step, seen = panel._on_step, []
+
+    def look(info):
+        if not seen:  # the first step of the second run, before it shows anything
+            seen.append((bytes(panel.preview.value), panel.preview.layout.visibility,
+                         panel.loss_plot.layout.visibility, panel.status.value))
+        return on_step(info)
+
+    panel._on_step = look
+    panel.run()
+    assert seen[0][:3] == (b"", "hidden", "hidden") and "running" in seen[0][3]
+    assert panel.preview.layout.visibility == "visible" and bytes(panel.preview.value).startswith(b"\x89PNG")
 
 
 def test_panel_stop_keeps_the_best_image():
@@ -275,7 +304,8 @@ def test_panel_stop_keeps_the_best_image():
     result = panel.run()
     assert result.interrupted and result.stopped_reason == "stopped by callback"
     assert len(result.history["total"]) == 1 and result.best_step == 0
-    assert "stopped, showing the best image so far" in panel.status.value
+    assert "— stopped, showing the best image so far: 1 steps in" in panel.status.value
+    assert "callback" not in panel.status.value
     assert bytes(panel.preview.value) == plotting.image_png(result.best_image)
 
     panel._on_step = on_step
