@@ -294,8 +294,9 @@ def _check_imagenet(reasons: list[str], fallback: str, timeout: float) -> Weight
     if error is None:
         found = [*reasons, f"{path}: missing", f"{url} answers: the first use downloads it"]
         return WeightsCheck("imagenet", found, f"{FIX_DOWNLOAD} (now, instead of at the first use)")
-    failed = [*reasons, f"{path}: missing", f"downloading {url} failed: {error}"]
-    return WeightsCheck(fallback, failed, f"{FIX_DOWNLOAD} (or copy the file there, or set NSTLAB_WEIGHTS to its path)")
+    failed = [*reasons, f"{path}: missing", f"{url}: cannot be downloaded from here ({error})"]
+    offline = f"offline: run it with --to DIR where there is internet, then copy the file to {path.parent}/"
+    return WeightsCheck(fallback, failed, f"{FIX_DOWNLOAD} ({offline} or set NSTLAB_WEIGHTS to it)")
 
 
 def imagenet_normalize(images: torch.Tensor) -> torch.Tensor:

@@ -15,14 +15,16 @@ import hashlib
 import os
 import re
 import tempfile
-import urllib.error
 import urllib.request
 from http.client import HTTPException
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import torch
 from torchvision.models import VGG19_Weights
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 IMAGENET_URL = VGG19_Weights.IMAGENET1K_V1.url
 """torchvision's ImageNet VGG19, 548 MB."""
@@ -110,11 +112,11 @@ def probe(url: str | None = None, timeout: float = 10.0) -> str | None:
         return _one_line(err)
 
 
-def _progress_bar(total: int | None, name: str, enabled: bool):
+def _progress_bar(total: int | None, name: str, enabled: bool) -> tqdm:
     """A tqdm byte counter (a widget in Jupyter)."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm as auto_tqdm
 
-    return tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled)
+    return auto_tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled)
 
 
 def _fetch(url: str, out: BinaryIO, progress: bool, timeout: float) -> str:
