@@ -49,7 +49,10 @@ case "${1:-}" in
         ;;
     course)
         setup
-        exec "$venv/bin/jupyter" lab notebooks/
+        # The widgets' upload buttons send a file to the kernel as one websocket message; Tornado's default limit,
+        # 10 MiB, drops a larger phone photo before the kernel sees it. 512 MiB is also the server's buffer size.
+        exec "$venv/bin/jupyter" lab --ServerApp.tornado_settings="{'websocket_max_message_size': 536870912}" \
+            notebooks/
         ;;
     test)
         setup

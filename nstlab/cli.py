@@ -1,4 +1,5 @@
-"""The ``nstlab`` command line — faces layer: ``stylize``, ``images``, ``train-fast``, ``stylize-fast``.
+"""The ``nstlab`` command line — faces layer: ``stylize``, ``images``, ``train-fast``, ``stylize-fast``,
+``weights download`` and ``weights check``.
 
 Every failure the user can fix (a missing file, a bad option, weights that cannot be loaded, too
 large a size) is one line ``nstlab: error: ...`` on stderr and exit code 1; argparse's own usage
@@ -16,11 +17,11 @@ from typing import NoReturn
 
 import torch
 
-from nstlab import fast
-from nstlab.presets import PRECISIONS
+from nstlab import fast, weights
 from nstlab.images import IMAGE_SUFFIXES, ImageError, list_images, save_image
 from nstlab.optimize import PRESETS, InsufficientMemoryError, stylize
-from nstlab.vgg import WeightsUnavailableError
+from nstlab.presets import PRECISIONS
+from nstlab.vgg import WeightsUnavailableError, check_weights
 
 PROG = "nstlab"
 USER_ERRORS = (
@@ -244,6 +245,54 @@ def _run_stylize_fast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_weights(commands: argparse._SubParsersAction) -> None:
+    """``weights download`` and ``weights check`` (the ImageNet VGG19 file, :mod:`nstlab.weights`)."""
+    p = commands.add_parser(
+        "weights",
+        help="get or check the ImageNet VGG19 weights",
+        description="Get the ImageNet VGG19 file (548 MB) or check which weights the course will use.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    get = actions.add_parser(
+        "download",
+        help="download and verify the ImageNet VGG19 file",
+        description="Download torchvision's ImageNet VGG19 file into the torch hub cache, where the course "
+        "looks for it, or into DIR (a USB stick, a shared folder: then set NSTLAB_WEIGHTS=DIR/FILE on each "
+        "machine). The file is checked against the SHA-256 prefix in its name before it is put in place.",
+    )
+    get.add_argument("--to", type=Path, metavar="DIR", help="folder to download into (default: the torch hub cache)")
+    get.add_argument("--no-progress", action="store_true", help="no progress bar")
+    get.set_defaults(run=_run_weights_download)
+    check = actions.add_parser(
+        "check",
+        help="say which weights the course will use, and why",
+        description="Say which VGG19 weights the notebooks (weights='auto') will use and why, and what fixes it. "
+        "Exit status 1 when they would run without trained weights.",
+    )
+    check.set_defaults(run=_run_weights_check)
+
+
+def _run_weights_download(args: argparse.Namespace) -> int:
+    """Handler of ``nstlab weights download``: 0 once the verified file is in place."""
+    target = weights.download_target(args.to)
+    if weights.is_verified(target):
+        print(f"{PROG}: {target} is already there; its SHA-256 matches its name")
+        return 0
+    print(f"{PROG}: downloading {weights.imagenet_url()} to {target}")
+    path = weights.download(args.to, progress=not args.no_progress)
+    print(f"{PROG}: wrote {path} ({path.stat().st_size / 1e6:.1f} MB); its SHA-256 matches its name")
+    if args.to is not None:
+        print(f"{PROG}: to use it, on each machine: export NSTLAB_WEIGHTS={path.resolve()}")
+    return 0
+
+
+def _run_weights_check(args: argparse.Namespace) -> int:
+    """Handler of ``nstlab weights check``: 0 when the course gets trained weights, else 1."""
+    report = check_weights()
+    print("\n".join(f"{PROG}: {line}" if i == 0 else line for i, line in enumerate(report.lines())))
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``nstlab`` parser: one subcommand per ``_add_*`` function."""
     parser = _Parser(prog=PROG, description="nstlab: neural style transfer, step by step.")
@@ -251,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stylize(commands)
     _add_images(commands)
     _add_fast(commands)
+    _add_weights(commands)
     return parser
 
 

@@ -61,6 +61,8 @@ def _open(source: PathOrFile) -> Image.Image:
         img.load()  # decode now, so a truncated file fails here and not later
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file (PIL cannot identify its format)") from None
+    except Image.DecompressionBombError as err:  # a huge upload, not a crash in a widget callback
+        raise ImageError(f"{name}: too large ({err})") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{name}: corrupt or truncated image ({err})") from None
     return img
@@ -163,15 +165,18 @@ def resize(tensor: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
 
 
 def images_dir() -> Path:
-    """The folder of bundled sample images: ``NSTLAB_IMAGES`` if set, else the repository's ``images/``."""
+    """The folder of bundled sample images: ``NSTLAB_IMAGES`` if set, else the copy an installed package
+    carries (``nstlab/sample_images``), else the checkout's ``images/`` (an editable install, a clone)."""
     env = os.environ.get("NSTLAB_IMAGES")
-    folder = Path(env) if env else Path(__file__).resolve().parent.parent / "images"
-    if not folder.is_dir():
-        raise ImageError(
-            f"{folder}: sample image folder not found; install nstlab from its repository "
-            "(pip install -e .) or set NSTLAB_IMAGES to a folder with content/ and style/"
-        )
-    return folder
+    package = Path(__file__).resolve().parent
+    candidates = [Path(env)] if env else [package / "sample_images", package.parent / "images"]
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise ImageError(
+        f"{candidates[-1]}: sample image folder not found; reinstall nstlab (pip install .) or set "
+        "NSTLAB_IMAGES to a folder with content/ and style/"
+    )
 
 
 def _registry(kind: str) -> dict[str, Path]:

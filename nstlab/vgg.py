@@ -5,11 +5,15 @@ in [0, 1], running the network only as deep as the deepest requested layer.
 
 Weights (argument ``weights``, or the ``NSTLAB_WEIGHTS`` environment variable):
 
-- ``"imagenet"``: torchvision's ``VGG19_Weights.IMAGENET1K_V1``, through the torch hub cache.
+- ``"imagenet"``: torchvision's ``VGG19_Weights.IMAGENET1K_V1``, through the torch hub cache
+  (fetched and checked by :mod:`nstlab.weights`; a file whose SHA-256 does not match its name is
+  never loaded).
 - a path to a state-dict file (torchvision's full VGG19 file, or one holding only ``features.*``).
 - ``"random"``: a seeded, untrained VGG19 (it still transfers colour and texture; every picture
   made with it must say so).
 - ``"auto"``: ImageNet if it can be loaded, else random with a visible warning.
+
+:func:`check_weights` says which of these the notebooks (``weights="auto"``) will get, and why.
 """
 
 from __future__ import annotations
@@ -19,14 +23,17 @@ import functools
 import hashlib
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from torchvision.models import VGG19_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
 from .settings import default_device, smoke_or
+from .weights import (
+    WeightsUnavailableError, download, hash_prefix, hash_problem, imagenet_checkpoint_path, imagenet_url, probe,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,10 +64,6 @@ POOLINGS = ("max", "avg")
 MEMORY_FORMATS = (torch.contiguous_format, torch.channels_last)
 
 
-class WeightsUnavailableError(RuntimeError):
-    """The requested VGG19 weights could not be loaded; the message says how to fix it."""
-
-
 class RandomWeightsWarning(UserWarning):
     """Shown when ``weights="auto"`` falls back to an untrained network."""
 
@@ -86,12 +89,6 @@ def resolve_weights(weights: str | os.PathLike | None = None) -> str:
     return weights
 
 
-def imagenet_checkpoint_path() -> Path:
-    """Where torch hub keeps (or will keep) the ImageNet VGG19 file."""
-    filename = VGG19_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename
-
-
 def _features_only(state: dict, source: str) -> dict[str, torch.Tensor]:
     """Keep the convolutional part of a VGG19 state dict; error naming the missing keys."""
     if not isinstance(state, dict):
@@ -111,29 +108,41 @@ def _features_only(state: dict, source: str) -> dict[str, torch.Tensor]:
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a VGG19 (or VGG19 ``features``) state dict safely (``weights_only=True``)."""
+    """Load a VGG19 (or VGG19 ``features``) state dict safely (``weights_only=True``).
+
+    A file whose name carries a SHA-256 prefix (``vgg19-dcbb9e9d.pth``) must match it. Only reads the file.
+    """
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip or torch errors: all mean "not a usable checkpoint"
+        problem = hash_problem(path)
+        state = None if problem else torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # OS, pickle, zip or torch errors: all mean "not a usable checkpoint"
         raise WeightsUnavailableError(f"{path}: cannot be read as a PyTorch state dict ({err})") from None
+    if problem:
+        raise WeightsUnavailableError(f"{path}: {problem}")
     return _features_only(state, str(path))
+
+
+FIX_DOWNLOAD = "nstlab weights download"
+"""The command that fetches (or replaces) the ImageNet file."""
 
 
 def load_imagenet_state_dict(progress: bool = True) -> dict[str, torch.Tensor]:
     """ImageNet VGG19 ``features`` weights via the torch hub cache (downloaded once if possible)."""
     path = imagenet_checkpoint_path()
-    if path.is_file():
-        return load_state_dict_file(path)
+    if not path.is_file():
+        try:
+            path = download(progress=progress)
+        except WeightsUnavailableError as err:  # offline, proxy, disk full: explain how to get going either way
+            raise WeightsUnavailableError(
+                f"could not get the ImageNet VGG19 weights: {err}.\n"
+                f"  Fix: run '{FIX_DOWNLOAD}' where there is internet, or download {imagenet_url()}\n"
+                f"       and place it at {path} (or set NSTLAB_WEIGHTS to its path)\n"
+                "  or run offline with untrained weights: export NSTLAB_WEIGHTS=random"
+            ) from None
     try:
-        state = torch.hub.load_state_dict_from_url(VGG19_Weights.IMAGENET1K_V1.url, progress=progress)
-    except Exception as err:  # offline, proxy, disk full: explain how to get going either way
-        raise WeightsUnavailableError(
-            f"could not download the ImageNet VGG19 weights ({type(err).__name__}: {err}).\n"
-            f"  Fix: download {VGG19_Weights.IMAGENET1K_V1.url}\n"
-            f"       and place it at {path}\n"
-            "  or run offline with untrained weights: export NSTLAB_WEIGHTS=random"
-        ) from None
-    return _features_only(state, VGG19_Weights.IMAGENET1K_V1.url)
+        return load_state_dict_file(path)  # checks the hash first
+    except WeightsUnavailableError as err:
+        raise WeightsUnavailableError(f"{err}.\n  Fix: {FIX_DOWNLOAD} (it replaces the file)") from None
 
 
 def _random_features() -> nn.Sequential:
@@ -183,6 +192,14 @@ def _cached(weights: str, file_stamp: float, pooling: str) -> tuple[nn.Sequentia
     return _build(weights, pooling)
 
 
+def _file_stamp(resolved: str) -> float:
+    """The mtime of the file that ``resolved`` weights come from (0 if none): a replaced file is reloaded."""
+    if resolved == "random":
+        return 0.0
+    path = imagenet_checkpoint_path() if resolved in ("imagenet", "auto") else Path(resolved)
+    return path.stat().st_mtime if path.is_file() else 0.0
+
+
 def vgg19_features(weights: str | os.PathLike | None = None, pooling: str = "max") -> tuple[nn.Sequential, str]:
     """The frozen full VGG19 ``features`` stack (cached per weights and pooling) and its weights' name.
 
@@ -191,8 +208,7 @@ def vgg19_features(weights: str | os.PathLike | None = None, pooling: str = "max
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     resolved = resolve_weights(weights)
-    stamp = os.path.getmtime(resolved) if Path(resolved).is_file() else 0.0
-    return _cached(resolved, stamp, pooling)
+    return _cached(resolved, _file_stamp(resolved), pooling)
 
 
 def weights_label(weights_name: str) -> str:
@@ -202,6 +218,85 @@ def weights_label(weights_name: str) -> str:
     if weights_name == "random":
         return "VGG19: RANDOM (untrained) weights"
     return f"VGG19: weights from {Path(weights_name).name}"
+
+
+# --- which weights the notebooks will get ----------------------------------------------------------
+
+
+@dataclass
+class WeightsCheck:
+    """What ``weights="auto"`` (the notebooks' choice) loads on this machine, and why.
+
+    uses: ``"imagenet"``, ``"random"``, a file path, or ``"error"`` (the notebooks stop with an error).
+    reasons: the facts behind it, one line each. fix: the step that gets trained weights, if one is needed.
+    """
+
+    uses: str
+    reasons: list[str] = field(default_factory=list)
+    fix: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """False when the notebooks would run without trained weights (random, or an error)."""
+        return self.uses not in ("random", "error")
+
+    def lines(self) -> list[str]:
+        """The check as text: what the course will use, the reasons indented, then ``fix: ...``."""
+        uses = {
+            "imagenet": "ImageNet VGG19 weights",
+            "random": "RANDOM (untrained) VGG19 weights",
+            "error": "no weights: the notebooks stop with an error",
+        }.get(self.uses, f"the VGG19 weights in {self.uses}")
+        fix = [f"fix: {self.fix}"] if self.fix else []
+        return [f"the course will use {uses}", *(f"  {reason}" for reason in self.reasons), *fix]
+
+
+def check_weights(timeout: float = 10.0) -> WeightsCheck:
+    """Which weights ``weights="auto"`` will load here, and why, as :func:`vgg19_features` decides.
+
+    Follows ``NSTLAB_WEIGHTS``; reads the file it would load (hash and state-dict keys); when the
+    ImageNet file is missing, asks its download address whether it answers (at most ``timeout`` s).
+    """
+    env = os.environ.get("NSTLAB_WEIGHTS", "").strip()
+    if env == "random":
+        return WeightsCheck("random", ["NSTLAB_WEIGHTS=random asks for the untrained network"], "unset NSTLAB_WEIGHTS")
+    if env not in ("", "auto", "imagenet"):
+        return _check_file(env)
+    if env == "imagenet":
+        return _check_imagenet(["NSTLAB_WEIGHTS=imagenet: ImageNet weights or an error"], "error", timeout)
+    return _check_imagenet(["NSTLAB_WEIGHTS is not set: ImageNet weights if they load, else random"], "random", timeout)
+
+
+def _check_file(path: str) -> WeightsCheck:
+    """The check for ``NSTLAB_WEIGHTS=path``."""
+    said = f"NSTLAB_WEIGHTS={path}"
+    fix = f"point NSTLAB_WEIGHTS at a readable VGG19 file (get one with: {FIX_DOWNLOAD} --to DIR)"
+    if not Path(path).is_file():
+        return WeightsCheck("error", [said, f"{path}: no such file"], fix)
+    try:
+        load_state_dict_file(path)
+    except WeightsUnavailableError as err:
+        return WeightsCheck("error", [said, str(err)], fix)
+    verified = ", its SHA-256 matches its name" if hash_prefix(Path(path).name) else ""
+    return WeightsCheck(path, [said, f"{path}: a readable VGG19 state dict{verified}"])
+
+
+def _check_imagenet(reasons: list[str], fallback: str, timeout: float) -> WeightsCheck:
+    """The check for ImageNet weights from the torch hub cache; ``fallback`` is what a failure gives."""
+    path, url = imagenet_checkpoint_path(), imagenet_url()
+    if path.is_file():
+        try:
+            load_state_dict_file(path)
+        except WeightsUnavailableError as err:
+            return WeightsCheck(fallback, [*reasons, str(err)], f"{FIX_DOWNLOAD} (it replaces the file)")
+        return WeightsCheck("imagenet", [*reasons, f"{path}: found, its SHA-256 matches its name"])
+    error = probe(url, timeout)
+    if error is None:
+        found = [*reasons, f"{path}: missing", f"{url} answers: the first use downloads it"]
+        return WeightsCheck("imagenet", found, f"{FIX_DOWNLOAD} (now, instead of at the first use)")
+    failed = [*reasons, f"{path}: missing", f"{url}: cannot be downloaded from here ({error})"]
+    offline = f"offline: run it with --to DIR where there is internet, then copy the file to {path.parent}/"
+    return WeightsCheck(fallback, failed, f"{FIX_DOWNLOAD} ({offline} or set NSTLAB_WEIGHTS to it)")
 
 
 def imagenet_normalize(images: torch.Tensor) -> torch.Tensor:
@@ -390,8 +485,7 @@ class VGGFeatures(nn.Module):
             if pooling not in POOLINGS:
                 raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
             resolved = resolve_weights(weights)
-            stamp = os.path.getmtime(resolved) if Path(resolved).is_file() else 0.0
-            full, self.weights_name = _normalized_cached(resolved, stamp, pooling)
+            full, self.weights_name = _normalized_cached(resolved, _file_stamp(resolved), pooling)
         else:
             full, self.weights_name = vgg19_features(weights, pooling)
         depth = max(VGG19_LAYERS.index(name) for name in layers) + 1

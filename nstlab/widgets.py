@@ -16,6 +16,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import ipywidgets as widgets
@@ -94,12 +95,40 @@ def _error_html(text: str) -> str:
     return f"<span style='color:#b00020'>{html.escape(text)}</span>"
 
 
+MAX_UPLOAD_BYTES = 100_000_000
+"""The largest file an :class:`ImagePicker` takes; a larger upload gets a one-line "too large" message.
+
+A file reaches the kernel only if the Jupyter server passes a websocket message that large: Tornado's
+default is 10 MiB, and a larger upload is then dropped before the kernel sees anything (the browser's
+copy of that upload button then waits for it for good). ``./dev.sh course`` raises the server's limit
+to 512 MiB; README.md ("Uploads") says how to raise it on another server or a JupyterHub."""
+
+UPLOAD_TIP = (
+    f"an image file up to {MAX_UPLOAD_BYTES / 1e6:.0f} MB (up to 10 MB where the Jupyter server keeps its "
+    "default message limit: there a larger file never arrives; choosing a bundled image resets the button)"
+)
+
+
+def _load_upload(upload: Mapping[str, Any], size: int | None) -> torch.Tensor:
+    """One item of a FileUpload's value as (1, 3, H, W) in [0, 1], long side at most ``size``.
+    Raises ImageError naming the file if it is too large or not a usable image."""
+    content = memoryview(upload["content"])
+    if content.nbytes > MAX_UPLOAD_BYTES:
+        raise ImageError(
+            f"{upload['name']}: too large ({content.nbytes / 1e6:.1f} MB; uploads up to "
+            f"{MAX_UPLOAD_BYTES / 1e6:.0f} MB)"
+        )
+    data = io.BytesIO(content.tobytes())
+    data.name = upload["name"]  # so the error names the file
+    return load_image(data, max_size=size)
+
+
 class ImagePicker:
     """A dropdown of the bundled ``kind`` images ("content" or "style") plus a file upload.
 
-    ``.image(size)`` returns the uploaded image if there is one (a bad file is reported in
-    ``.message`` and the dropdown's image is used instead), else the bundled one.
-    Choosing from the dropdown discards the upload. ``.widget`` is the container to display.
+    ``.image(size)`` returns the uploaded image if there is one (a bad or too large file is reported
+    in ``.message``, under the controls, and the dropdown's image is used instead), else the bundled
+    one. Choosing from the dropdown discards the upload. ``.widget`` is the container to display.
     """
 
     def __init__(self, kind: str, value: str | None = None) -> None:
@@ -107,23 +136,33 @@ class ImagePicker:
         if value is not None and value not in names:
             raise ValueError(f"ImagePicker: no bundled {kind} image {value!r}; choose from {names}")
         self.dropdown = widgets.Dropdown(options=names, value=value or names[0], description=kind, style=WIDE)
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
-        self.message = widgets.HTML()
-        self.widget = widgets.VBox([widgets.HBox([self.dropdown, self.upload]), self.message])
-        self.upload.observe(lambda _: self.image(), "value")  # check the file at once
+        self.upload = self._new_upload()
+        # As wide as the controls above it and wrapping there, instead of widening the picker: a width of 0
+        # adds nothing to the box's width, the minimum of 100 % then fills it.
+        self.message = widgets.HTML(layout=widgets.Layout(width="0", min_width="100%"))
+        self._controls = widgets.HBox([self.dropdown, self.upload])
+        self.widget = widgets.VBox([self._controls, self.message])
         self.dropdown.observe(self._discard_upload, "value")
 
+    def _new_upload(self) -> widgets.FileUpload:
+        upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload", tooltip=UPLOAD_TIP)
+        upload.observe(lambda _: self.image(), "value")  # check the file at once
+        return upload
+
     def _discard_upload(self, _: Any = None) -> None:
-        self.upload.value = ()
+        """Drop the upload by putting a new button in place: that also revives a button whose file never
+        reached the kernel (see :data:`MAX_UPLOAD_BYTES`)."""
+        old, self.upload = self.upload, self._new_upload()
+        self._controls.children = (self.dropdown, self.upload)
+        old.close()
+        self.message.value = ""
 
     def image(self, size: int | None = None) -> torch.Tensor:
         """The picked image, (1, 3, H, W) in [0, 1], its long side shrunk to at most ``size``."""
         if self.upload.value:
             upload = self.upload.value[0]
-            data = io.BytesIO(bytes(upload["content"]))
-            data.name = upload["name"]  # so the error names the file
             try:
-                img = load_image(data, max_size=size)
+                img = _load_upload(upload, size)
             except ImageError as err:
                 self.message.value = _error_html(f"{err} — using {self.dropdown.value} instead")
             else:
@@ -219,6 +258,15 @@ PLOT_EVERY_SECONDS = 1.0
 PRESERVE_COLOR_CHOICES = ("none", "luminance", "histogram")
 """The "keep colours" choices; "none" stands for preserve_color=None (a Dropdown shows a None value as blank)."""
 
+PREVIEW_SIDE = 320
+"""The long side of the panel's preview, in screen pixels."""
+
+
+def preview_size(height: int, width: int, side: int = PREVIEW_SIDE) -> tuple[str, str]:
+    """CSS (width, height) that show an image of height x width pixels with its long side at ``side`` px."""
+    scale = side / max(height, width)
+    return f"{max(1, round(width * scale))}px", f"{max(1, round(height * scale))}px"
+
 
 class StylePanel:
     """The full control panel over :func:`nstlab.optimize.stylize`.
@@ -274,7 +322,9 @@ class StylePanel:
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress")
         self.status = widgets.HTML()
-        self.preview = widgets.Image(format="png", layout=widgets.Layout(width="320px"))
+        self.preview = widgets.Image(format="png", layout=widgets.Layout(
+            width=f"{PREVIEW_SIDE}px", height="0px", object_fit="contain", visibility="hidden"
+        ))  # sized to each image's shape as it is shown
         self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(width="600px"))  # its text at 100 dpi
 
         self._set_controls(opts, ("size", "scales", "seed", "preserve_color") + PRESET_CONTROLS)
@@ -304,7 +354,8 @@ class StylePanel:
             grid,
             widgets.HBox([self.run_button, self.stop_button, self.progress], layout=wrap),
             self.status,
-            widgets.HBox([self.preview, self.loss_plot], layout=wrap),
+            widgets.HBox([self.preview, self.loss_plot], layout=widgets.Layout(flex_flow="row wrap",
+                                                                                align_items="flex-start")),
         ]
         self.widget = widgets.VBox(rows)
         self._status(self._label, "ready")
@@ -390,13 +441,28 @@ class StylePanel:
         self._history.setdefault("scale", []).append(info.scale)
         done = info.step + 1
         self.progress.max, self.progress.value = info.total_steps, done
-        if done % self._every == 0:
-            self.preview.value = plotting.image_png(info.image)
+        if done % self._every == 0 or done == 1:  # the first step at once: the last run's picture is hidden
+            self._show_preview(info.image)
             self._status(self._label, f"step {done}/{info.total_steps}, total loss {info.losses['total']:.4g}")
         if time.monotonic() - self._plotted > PLOT_EVERY_SECONDS:
-            self.loss_plot.value = plotting.figure_png(plotting.plot_losses(self._history, title="losses"))
+            self._show_losses(self._history)
             self._plotted = time.monotonic()
         return not self._stop.is_set()
+
+    def _show_preview(self, image: torch.Tensor) -> None:
+        """Show a (1, 3, H, W) image in the preview in its own shape, its long side ``PREVIEW_SIDE`` px."""
+        self.preview.value = plotting.image_png(image)
+        self.preview.layout.width, self.preview.layout.height = preview_size(*image.shape[-2:])
+        self.preview.layout.visibility = "visible"
+
+    def _show_losses(self, history: dict[str, list[float]]) -> None:
+        self.loss_plot.value = plotting.figure_png(plotting.plot_losses(history, title="losses"))
+        self.loss_plot.layout.visibility = "visible"
+
+    def _hide_last_run(self) -> None:
+        """At a run's start: the last run's picture and losses must not pass for this one's (their space stays)."""
+        self.preview.value = b""
+        self.preview.layout.visibility = self.loss_plot.layout.visibility = "hidden"
 
     def run(self, block: bool = True) -> Result | None:
         """Stylize with :meth:`options`. block=False runs in a background thread (the Run button),
@@ -414,6 +480,7 @@ class StylePanel:
         self._label = self._weights_label()
         self.run_button.disabled, self.stop_button.disabled = True, False
         self.progress.value = 0
+        self._hide_last_run()
         self._status(self._label, "running…")
         try:
             content, style = self.content.image(opts["size"]), self.style.image()
@@ -425,10 +492,13 @@ class StylePanel:
             self._stop.clear()
             self.run_button.disabled, self.stop_button.disabled = False, True
         self.result = result
-        self.preview.value = plotting.image_png(result.best_image if result.interrupted else result.image)
-        self.loss_plot.value = plotting.figure_png(plotting.plot_losses(result.history, title="losses"))
-        ending = "stopped, showing the best image so far: " if result.interrupted else "done: "
-        self._status(plotting.runs_footer([result]), ending + result.summary())
+        self._show_preview(result.best_image if result.interrupted else result.image)
+        self._show_losses(result.history)
+        if result.interrupted:  # by Stop; the summary would name the mechanism ("stopped by callback")
+            text = "stopped, showing the best image so far: " + replace(result, stopped_reason=None).summary()
+        else:
+            text = "done: " + result.summary()
+        self._status(plotting.runs_footer([result]), text)
         return result
 
     def _run_quietly(self) -> None:

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from nstlab import vgg, weights
 from nstlab.cli import main
 from nstlab.images import list_images
+from weights_server import hashed_name, leftovers, serving, vgg19_state_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -135,3 +137,78 @@ def test_python_dash_m_nstlab_works() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "tower_bridge" in done.stdout and "van_gogh_harvest" in done.stdout
+
+
+# --- nstlab weights: download and check, against a local server ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def state_bytes() -> bytes:
+    return vgg19_state_bytes()
+
+
+@pytest.fixture()
+def hub(monkeypatch, tmp_path) -> Path:
+    """A fresh torch hub cache, NSTLAB_WEIGHTS unset (the notebooks' situation); returns the checkpoint folder."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("NSTLAB_WEIGHTS")
+    vgg.clear_cache()
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+def test_weights_download_then_check(monkeypatch, hub, capsys, state_bytes) -> None:
+    with serving() as server:
+        monkeypatch.setenv(weights.URL_VARIABLE, server.add(state_bytes))
+        assert main(["weights", "download", "--no-progress"]) == 0
+        out = capsys.readouterr().out
+        path = hub / hashed_name(state_bytes)
+        assert f"nstlab: wrote {path} (" in out and "matches its name" in out and leftovers(hub) == [path.name]
+        assert main(["weights", "download"]) == 0 and "already there" in capsys.readouterr().out
+        assert main(["weights", "check"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("nstlab: the course will use ImageNet VGG19 weights\n")
+    assert f"  {path}: found, its SHA-256 matches its name\n" in out and "fix:" not in out
+
+
+def test_weights_check_without_the_file_or_a_network(monkeypatch, hub, capsys) -> None:
+    with serving() as server:
+        monkeypatch.setenv(weights.URL_VARIABLE, server.url("vgg19-dcbb9e9d.pth"))  # 404: nothing to get
+        assert main(["weights", "check"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("nstlab: the course will use RANDOM (untrained) VGG19 weights\n")
+    assert f"{hub / 'vgg19-dcbb9e9d.pth'}: missing" in out and "HTTP Error 404" in out
+    assert out.splitlines()[-1].startswith("fix: nstlab weights download")
+
+
+def test_weights_check_a_corrupt_file(monkeypatch, hub, capsys) -> None:
+    hub.mkdir(parents=True)
+    (hub / "vgg19-dcbb9e9d.pth").write_bytes(b"half a download")
+    assert main(["weights", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "RANDOM (untrained)" in out and "its name says dcbb9e9d: the file is corrupt or incomplete" in out
+    assert out.splitlines()[-1] == "fix: nstlab weights download (it replaces the file)"
+
+
+def test_weights_download_failures_are_one_line(monkeypatch, hub, capsys, tmp_path) -> None:
+    data = b"\x01" * 100_000
+    with serving() as server:
+        monkeypatch.setenv(weights.URL_VARIABLE, server.add(data, mode="truncate"))
+        assert main(["weights", "download", "--no-progress"]) == 1
+        line = one_error_line(capsys.readouterr().err)
+        assert line.startswith("nstlab: error: downloading http://127.0.0.1:") and "stopped after 50000 of" in line
+        assert leftovers(hub) == []
+        monkeypatch.setenv(weights.URL_VARIABLE, server.add(data))
+        assert main(["weights", "download", "--to", str(tmp_path / "usb"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"export NSTLAB_WEIGHTS={tmp_path / 'usb' / hashed_name(data)}" in out and leftovers(hub) == []
+
+
+def test_weights_download_ctrl_c_exits_130_and_leaves_nothing(monkeypatch, hub, capsys) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with serving() as server:
+        monkeypatch.setenv(weights.URL_VARIABLE, server.add(b"\x02" * 100_000))
+        monkeypatch.setattr(weights, "_progress_bar", interrupted)
+        assert main(["weights", "download"]) == 130
+    assert "nstlab: interrupted" in capsys.readouterr().err and leftovers(hub) == []

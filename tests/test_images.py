@@ -106,6 +106,13 @@ def test_truncated_image_error(tmp_path):
         load_image(tmp_path / "cut.jpg")
 
 
+def test_an_image_with_too_many_pixels_is_an_image_error(tmp_path, monkeypatch):
+    _gradient(60, 60).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL refuses over twice this: 3600 px here
+    with pytest.raises(ImageError, match=r"huge\.png: too large \(Image size \(3600 pixels\) exceeds limit"):
+        load_image(tmp_path / "huge.png")
+
+
 def test_too_small_image_error(tmp_path):
     _gradient(31, 100).save(tmp_path / "thin.png")
     with pytest.raises(ImageError, match=r"thin\.png: image is 31x100 px.*at least 32"):
@@ -163,3 +170,19 @@ def test_as_image_accepts_tensor_path_and_name(tmp_path):
     assert as_image("coffee", 32).shape[-1] == 32 or as_image("coffee", 32).shape[-2] == 32
     grey = as_image(torch.rand(1, 1, 10, 10))
     assert grey.shape == (1, 3, 10, 10)
+
+
+def test_images_dir_prefers_the_variable_then_the_installed_copy_then_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.delenv("NSTLAB_IMAGES", raising=False)
+    monkeypatch.setattr(images, "__file__", str(tmp_path / "site" / "nstlab" / "images.py"))
+    with pytest.raises(ImageError, match="sample image folder not found"):
+        images.images_dir()
+    (tmp_path / "site" / "images").mkdir(parents=True)  # a checkout: images/ next to nstlab/
+    assert images.images_dir() == tmp_path / "site" / "images"
+    (tmp_path / "site" / "nstlab" / "sample_images").mkdir(parents=True)  # an installed copy
+    assert images.images_dir() == tmp_path / "site" / "nstlab" / "sample_images"
+    monkeypatch.setenv("NSTLAB_IMAGES", str(tmp_path / "mine"))
+    with pytest.raises(ImageError, match="mine: sample image folder not found"):
+        images.images_dir()
+    (tmp_path / "mine").mkdir()
+    assert images.images_dir() == tmp_path / "mine"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import urllib.error
+import hashlib
+import io
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
 import torchvision
 
-from nstlab import vgg
+from nstlab import vgg, weights
 from nstlab.settings import default_device
 from nstlab.vgg import (
     CONV_LAYERS,
@@ -38,9 +40,22 @@ def _offline(monkeypatch):
     """Make any download attempt fail at once, as it does without a network."""
 
     def refuse(*args, **kwargs):
-        raise urllib.error.URLError("network is unreachable")
+        raise WeightsUnavailableError("downloading failed: URLError: <urlopen error network is unreachable>")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(vgg, "download", refuse)
+
+
+def _save_as_imagenet(state: dict, monkeypatch) -> Path:
+    """Put ``state`` in the torch hub cache as the ImageNet file, named after its SHA-256 as torchvision
+    names its files (the download address points at that name; nothing is downloaded)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    monkeypatch.setenv(weights.URL_VARIABLE, f"http://127.0.0.1:9/vgg19-{hashlib.sha256(data).hexdigest()[:8]}.pth")
+    path = vgg.imagenet_checkpoint_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
 
 
 def _other_weights(seed: int = 123) -> dict[str, torch.Tensor]:
@@ -141,27 +156,26 @@ def test_random_weights_are_seeded_and_reproducible():
 
 def test_imagenet_weights_come_from_the_torch_hub_cache(tmp_path, monkeypatch):
     _offline(monkeypatch)
-    path = vgg.imagenet_checkpoint_path()
-    assert path == tmp_path / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
-    path.parent.mkdir(parents=True)
+    assert vgg.imagenet_checkpoint_path() == tmp_path / "torch" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
     state = _other_weights()
-    torch.save(state, path)
+    _save_as_imagenet(state, monkeypatch)
     model = VGGFeatures(["conv1_1"], weights="imagenet")
     assert model.weights_name == "imagenet" and "ImageNet" in model.label
     assert torch.equal(model.body[0].weight, state["features.0.weight"])
 
 
 def test_imagenet_download_path_is_the_real_torchvision_one(monkeypatch):
-    """Without a cached file, the loader asks torch hub for torchvision's URL, with a progress bar."""
+    """Without a cached file, the loader downloads torchvision's file into the hub cache, with a progress bar."""
+    assert weights.imagenet_url() == torchvision.models.VGG19_Weights.IMAGENET1K_V1.url
     seen = {}
 
-    def fake_download(url, *args, **kwargs):
-        seen.update(url=url, **kwargs)
-        return _other_weights()
+    def fake_download(*args, **kwargs):
+        seen.update(kwargs, target=weights.download_target(*args))
+        return _save_as_imagenet(_other_weights(), monkeypatch)
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake_download)
+    monkeypatch.setattr(vgg, "download", fake_download)
     model = VGGFeatures(["conv1_1"], weights="imagenet")
-    assert seen["url"] == torchvision.models.VGG19_Weights.IMAGENET1K_V1.url
+    assert seen["target"].name == "vgg19-dcbb9e9d.pth" and seen["target"].parent.name == "checkpoints"
     assert seen.get("progress") is True
     assert model.weights_name == "imagenet"
 
@@ -184,11 +198,32 @@ def test_auto_falls_back_to_random_with_a_visible_warning(monkeypatch):
 
 def test_auto_uses_imagenet_when_available(monkeypatch):
     _offline(monkeypatch)
-    vgg.imagenet_checkpoint_path().parent.mkdir(parents=True)
-    torch.save(_other_weights(), vgg.imagenet_checkpoint_path())
+    _save_as_imagenet(_other_weights(), monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RandomWeightsWarning)
         assert VGGFeatures(["conv1_1"], weights="auto").weights_name == "imagenet"
+
+
+def test_a_corrupt_imagenet_file_is_never_loaded(monkeypatch):
+    """A file whose SHA-256 does not match its name: "imagenet" fails with the fix, "auto" falls back."""
+    _offline(monkeypatch)
+    path = vgg.imagenet_checkpoint_path()  # vgg19-dcbb9e9d.pth holding other bytes
+    path.parent.mkdir(parents=True)
+    torch.save(_other_weights(), path)
+    with pytest.raises(WeightsUnavailableError, match="(?s)corrupt.*Fix: nstlab weights download"):
+        VGGFeatures(["conv1_1"], weights="imagenet")
+    with pytest.warns(RandomWeightsWarning, match="(?s)UNTRAINED.*corrupt.*nstlab weights download"):
+        model = VGGFeatures(["conv1_1"], weights="auto")
+    assert model.weights_name == "random"
+
+
+def test_a_file_put_in_place_later_is_used_without_a_restart(monkeypatch):
+    """A class that downloads the file while a notebook runs gets ImageNet weights at the next cell."""
+    _offline(monkeypatch)
+    with pytest.warns(RandomWeightsWarning):
+        assert VGGFeatures(["conv1_1"], weights="auto").weights_name == "random"
+    _save_as_imagenet(_other_weights(), monkeypatch)
+    assert VGGFeatures(["conv1_1"], weights="auto").weights_name == "imagenet"
 
 
 def test_environment_variable_overrides_the_default(monkeypatch):

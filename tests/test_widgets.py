@@ -57,6 +57,44 @@ def test_image_picker_bundled_and_uploaded():
     assert torch.equal(picker.image(64), sample_image("van_gogh_harvest", 64))
 
 
+def test_image_picker_too_large_upload_is_one_line_and_the_picker_keeps_working(monkeypatch):
+    monkeypatch.setattr(widgets, "MAX_UPLOAD_BYTES", 1_000_000)
+    picker = widgets.ImagePicker("content", CONTENT)
+    picker.upload.value = (_png_upload("phone.png", bytes(1_500_000)),)
+    assert picker.message.value == widgets._error_html(
+        "phone.png: too large (1.5 MB; uploads up to 1 MB) — using tower_bridge instead"
+    )
+    assert torch.equal(picker.image(64), sample_image(CONTENT, 64))
+    data = _png_bytes()
+    picker.upload.value = (_png_upload("mine.png", data),)  # the next upload is taken
+    assert picker.message.value == "using the upload mine.png" and torch.equal(picker.image(), load_image(data))
+    assert "100 MB" in widgets.UPLOAD_TIP and picker.upload.tooltip == widgets.UPLOAD_TIP
+
+
+def test_choosing_a_bundled_image_puts_a_new_upload_button_in_place():
+    """A button whose file never reached the kernel waits for it for good in the browser: a new one revives it."""
+    picker = widgets.ImagePicker("style", STYLE)
+    old = picker.upload
+    old.value = (_png_upload("mine.png", _png_bytes()),)
+    picker.dropdown.value = "van_gogh_harvest"
+    assert picker.upload is not old and old.comm is None  # the old one is closed
+    assert picker.widget.children[0].children == (picker.dropdown, picker.upload)
+    assert picker.upload.value == () and picker.message.value == ""
+    picker.upload.value = (_png_upload("again.png", _png_bytes()),)
+    assert picker.message.value == "using the upload again.png"  # the new button is watched too
+
+
+def test_each_picker_message_sits_under_its_own_controls():
+    panel = widgets.StylePanel(size=64, steps=1)
+    row = panel.widget.children[0]
+    assert row.children == (panel.content.widget, panel.style.widget)
+    for picker in (panel.content, panel.style):
+        controls, message = picker.widget.children
+        assert isinstance(picker.widget, ipywidgets.VBox) and controls.children == (picker.dropdown, picker.upload)
+        assert message is picker.message  # under the controls, as wide as they are, wrapping there:
+        assert (message.layout.width, message.layout.min_width) == ("0", "100%")
+
+
 def test_image_picker_bad_upload_shows_a_message():
     picker = widgets.ImagePicker("content", CONTENT)
     picker.upload.value = (_png_upload("notes.png", b"this is not an image"),)
@@ -219,9 +257,38 @@ def test_panel_run_updates_progress_preview_and_status():
     assert (panel.progress.value, panel.progress.max) == (3, 3)
     assert bytes(panel.preview.value).startswith(b"\x89PNG") and bytes(panel.loss_plot.value).startswith(b"\x89PNG")
     assert Image.open(io.BytesIO(bytes(panel.preview.value))).size == tuple(reversed(result.image.shape[-2:]))
+    h, w = result.image.shape[-2:]
+    assert (h, w) == (32, 64)  # tower_bridge is twice as wide as high: so is the preview
+    assert (panel.preview.layout.width, panel.preview.layout.height) == ("320px", "160px")
+    assert panel.preview.layout.visibility == panel.loss_plot.layout.visibility == "visible"
     assert "RANDOM (untrained)" in panel.status.value and "done" in panel.status.value
     assert not panel.run_button.disabled and panel.stop_button.disabled
     assert panel._history["total"] == result.history["total"]
+
+
+def test_preview_size_keeps_the_shape():
+    assert widgets.preview_size(128, 256) == ("320px", "160px")
+    assert widgets.preview_size(256, 128) == ("160px", "320px")
+    assert widgets.preview_size(100, 100, side=50) == ("50px", "50px")
+    assert widgets.preview_size(1, 4000) == ("320px", "1px")
+
+
+def test_panel_hides_the_last_runs_picture_when_a_run_starts():
+    panel = widgets.StylePanel(size=64, steps=2)
+    panel.run()
+    assert bytes(panel.preview.value).startswith(b"\x89PNG")
+    on_step, seen = panel._on_step, []
+
+    def look(info):
+        if not seen:  # the first step of the second run, before it shows anything
+            seen.append((bytes(panel.preview.value), panel.preview.layout.visibility,
+                         panel.loss_plot.layout.visibility, panel.status.value))
+        return on_step(info)
+
+    panel._on_step = look
+    panel.run()
+    assert seen[0][:3] == (b"", "hidden", "hidden") and "running" in seen[0][3]
+    assert panel.preview.layout.visibility == "visible" and bytes(panel.preview.value).startswith(b"\x89PNG")
 
 
 def test_panel_stop_keeps_the_best_image():
@@ -236,7 +303,8 @@ def test_panel_stop_keeps_the_best_image():
     result = panel.run()
     assert result.interrupted and result.stopped_reason == "stopped by callback"
     assert len(result.history["total"]) == 1 and result.best_step == 0
-    assert "stopped, showing the best image so far" in panel.status.value
+    assert "— stopped, showing the best image so far: 1 steps in" in panel.status.value
+    assert "callback" not in panel.status.value
     assert bytes(panel.preview.value) == plotting.image_png(result.best_image)
 
     panel._on_step = on_step

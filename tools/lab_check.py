@@ -2,6 +2,8 @@
 """Run a course notebook top to bottom in a real JupyterLab, in headless Chromium, the way a student would.
 
     python tools/lab_check.py notebooks/02_content_loss.ipynb [--smoke] [--timeout S] [--screenshot out.png]
+    python tools/lab_check.py notebooks/10_playground.ipynb --smoke --upload big.png [--upload-widget 1] \
+        --server-arg="--ServerApp.tornado_settings={'websocket_max_message_size': 536870912}"   # as ./dev.sh course
 
 Not part of the test suite (nbval runs the notebooks there): this checks what nbval cannot, that a fresh
 JupyterLab runs them with "Run All Cells" and that the ipywidgets controls render. It needs Chromium and its
@@ -15,8 +17,13 @@ What it does:
   3. opens the notebook in headless Chromium, waits for the kernel, then clicks the menu Run > Run All Cells;
   4. polls until the kernel is idle and no cell is queued or running (or ``--timeout``);
   5. inspects the page: execution counts, error outputs, stderr outputs, widget views and widget errors
-     ("Error displaying widget", "Loading widget"), browser console errors; optionally a screenshot;
-  6. prints a JSON summary and exits 0 if everything ran and rendered, 1 if not, 2 if the harness broke.
+     ("Error displaying widget", "Loading widget"), widget images shown in another shape than their own,
+     browser console errors; optionally a screenshot;
+  6. with ``--upload FILE`` (repeatable): chooses each file in turn in a FileUpload button of the notebook
+     (``--upload-widget N``, counted from 0), as a student picking it would, and reports for each how long
+     until the text of the box around the button changed (an ImagePicker's message: the kernel got it) or
+     ``--upload-wait`` ran out (it never arrived), with the browser console lines meanwhile;
+  7. prints a JSON summary and exits 0 if everything ran and rendered, 1 if not, 2 if the harness broke.
 """
 from __future__ import annotations
 
@@ -150,10 +157,80 @@ return res;
 """
 
 
+JS_WIDGET_IMAGES = r"""
+const nb = window.__nbpanel.content.node;
+return Array.from(nb.querySelectorAll('img.jupyter-widget-image, img.widget-image')).map(img => ({
+  natural: [img.naturalWidth, img.naturalHeight], shown: [img.clientWidth, img.clientHeight]}));
+"""
+
+# A FileUpload view opens its file dialog with a click() on an <input type=file> that is not in the page. This
+# keeps that input instead (in the page, with an id) so that selenium can choose a file in it as a user would.
+JS_CATCH_FILE_INPUT = r"""
+if (!window.__nstlabCatch) {
+  const click = HTMLInputElement.prototype.click;
+  HTMLInputElement.prototype.click = function () {
+    if (this.type !== 'file') return click.call(this);
+    const old = document.getElementById('nstlab-file-input');
+    if (old && old !== this) old.removeAttribute('id');
+    this.id = 'nstlab-file-input';
+    if (!this.isConnected) document.body.appendChild(this);
+  };
+  window.__nstlabCatch = true;
+}
+"""
+
+JS_UPLOAD_BOX = r"""
+const buttons = window.__nbpanel.content.node.querySelectorAll('.jupyter-widget-upload, .widget-upload');
+const button = buttons[arguments[0]];
+if (!button) return null;
+const box = button.closest('.jupyter-widget-vbox, .widget-vbox') || button.parentElement;
+const html = Array.from(box.querySelectorAll('.jupyter-widget-html, .widget-html'));
+return {count: buttons.length, text: html.map(h => h.textContent).join(' | '), button: button.textContent};
+"""
+
+
+def stretched_images(images: list[dict]) -> list[dict]:
+    """Widget images whose shown width/height ratio differs from their own by more than 2 %."""
+    bad = []
+    for im in images:
+        (nw, nh), (sw, sh) = im["natural"], im["shown"]
+        if min(nw, nh, sw, sh) > 0 and abs((sw / sh) / (nw / nh) - 1) > 0.02:
+            bad.append(im)
+    return bad
+
+
+def upload(driver, path: Path, index: int, wait: float) -> dict:
+    """Choose ``path`` in the ``index``-th FileUpload button; wait until the text of the HTML widgets in the
+    box around it changes (the button's own label counts files in the browser, whether they arrived or not)."""
+    before = driver.execute_script(JS_UPLOAD_BOX, index)
+    if before is None:
+        return {"file": str(path), "error": f"no FileUpload button number {index}"}
+    driver.execute_script(JS_CATCH_FILE_INPUT)
+    button = driver.find_elements(By.CSS_SELECTOR, ".jupyter-widget-upload, .widget-upload")[index]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+    time.sleep(0.5)
+    before = driver.execute_script(JS_UPLOAD_BOX, index)
+    button.click()
+    t0 = time.time()
+    driver.find_element(By.ID, "nstlab-file-input").send_keys(str(path.resolve()))
+    after = before
+    while time.time() - t0 < wait:
+        after = driver.execute_script(JS_UPLOAD_BOX, index)
+        if after["text"] != before["text"]:
+            break
+        time.sleep(0.5)
+    changed = after["text"] != before["text"]
+    console = [f"{e['level']}: {e['message'][:300]}" for e in driver.get_log("browser")]
+    return {"file": path.name, "bytes": path.stat().st_size, "arrived": changed,
+            "seconds": round(time.time() - t0, 1), "text_before": before["text"], "text_after": after["text"],
+            "button_after": after["button"], "console": console}
+
+
 # ------------------------------------------------------------------------------------------------ server
 
 class Lab:
-    def __init__(self, jupyter: str, root: Path, smoke: bool, weights: str, threads: int | None):
+    def __init__(self, jupyter: str, root: Path, smoke: bool, weights: str, threads: int | None,
+                 extra: list[str] | None = None):
         self.root = root
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -184,7 +261,7 @@ class Lab:
         cmd = [jupyter, "lab", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
                f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
                "--ServerApp.port_retries=0", "--LabApp.expose_app_in_browser=True",
-               "--LabApp.news_url=None", "--ServerApp.terminals_enabled=False"]
+               "--LabApp.news_url=None", "--ServerApp.terminals_enabled=False", *(extra or [])]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         self.logf = open(self.log_path, "w")
@@ -317,6 +394,14 @@ def main(argv=None) -> int:
     ap.add_argument("--clean", action="store_true", help="delete the scratch copy afterwards")
     ap.add_argument("--settle", type=float, default=3.0, help="seconds to wait after done for widgets to render")
     ap.add_argument("--dump", type=Path, help="write the raw per-cell page report (JSON) here, for debugging")
+    ap.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                    help="an extra argument for 'jupyter lab' (repeatable), e.g. the settings ./dev.sh course uses")
+    ap.add_argument("--upload", action="append", default=[], type=Path, metavar="FILE",
+                    help="after the run, choose FILE in a FileUpload button (repeatable: in turn)")
+    ap.add_argument("--upload-widget", type=int, default=0, metavar="N",
+                    help="which FileUpload button of the notebook, from 0 (default 0)")
+    ap.add_argument("--upload-wait", type=float, default=60, metavar="S",
+                    help="seconds to wait for each upload to reach the kernel (default 60)")
     args = ap.parse_args(argv)
 
     src = args.notebook.resolve()
@@ -335,7 +420,7 @@ def main(argv=None) -> int:
     lab = driver = None
     rc = 2
     try:
-        lab = Lab(args.jupyter, root, args.smoke, args.weights, args.threads)
+        lab = Lab(args.jupyter, root, args.smoke, args.weights, args.threads, args.server_arg)
         summary["server_log"] = str(lab.log_path)
         lab.wait_up()
         driver = make_driver()
@@ -442,6 +527,10 @@ def main(argv=None) -> int:
         except Exception as e:
             console.append(f"(could not read console: {e})")
         summary["browser_console_errors"] = console
+        images = driver.execute_script(JS_WIDGET_IMAGES)
+        summary["widget_images"] = len(images)
+        summary["stretched_widget_images"] = stretched_images(images)
+        summary["uploads"] = [upload(driver, path, args.upload_widget, args.upload_wait) for path in args.upload]
 
         problems = []
         if timed_out:
@@ -454,6 +543,11 @@ def main(argv=None) -> int:
             problems.append("widget error/loading text shown")
         if empty_widget_outputs:
             problems.append(f"widget outputs not rendered in code cells {empty_widget_outputs}")
+        if summary["stretched_widget_images"]:
+            problems.append(f"{len(summary['stretched_widget_images'])} widget image(s) shown in another shape")
+        lost = [u["file"] for u in summary["uploads"] if not u.get("arrived")]
+        if lost:
+            problems.append(f"upload(s) that never reached the kernel: {lost}")
         if rep["dialogs"]:
             problems.append("a dialog is open")
         if args.strict and stderr:
