@@ -32,7 +32,7 @@ from nstlab import plotting
 from nstlab.experiments import run_variants
 from nstlab.images import ImageError, list_images, load_image, sample_image
 from nstlab.optimize import PRESETS, Result, StepInfo, resolve_options, stylize
-from nstlab.presets import INITS, OPTIMIZERS
+from nstlab.presets import INITS, OPTIMIZERS, PRECISIONS
 from nstlab.vgg import VGGFeatures
 
 WIDE = {"description_width": "initial"}
@@ -287,7 +287,7 @@ class StylePanel:
         if own:
             raise TypeError(f"StylePanel: {own} are set by the panel itself")
         opts = resolve_options(**defaults)  # checks the names and values, fills size/steps via smoke_or
-        controlled = set(PRESET_CONTROLS) | {"preset", "size", "scales", "seed", "preserve_color"}
+        controlled = set(PRESET_CONTROLS) | {"preset", "size", "scales", "seed", "preserve_color", "precision"}
         self._fixed = {k: v for k, v in defaults.items() if k not in controlled}
         self.result: Result | None = None
         self._stop = threading.Event()
@@ -318,6 +318,7 @@ class StylePanel:
         self.geometric = widgets.Checkbox(description="geometric layer weights")
         self.ssim_weighting = widgets.Checkbox(description="SSIM weighting")
         self.preserve_color = widgets.Dropdown(options=PRESERVE_COLOR_CHOICES, description="keep colours")
+        self.precision = widgets.Dropdown(options=list(PRECISIONS), value="auto", description="precision")
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress")
@@ -327,7 +328,7 @@ class StylePanel:
         ))  # sized to each image's shape as it is shown
         self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(width="600px"))  # its text at 100 dpi
 
-        self._set_controls(opts, ("size", "scales", "seed", "preserve_color") + PRESET_CONTROLS)
+        self._set_controls(opts, ("size", "scales", "seed", "preserve_color", "precision") + PRESET_CONTROLS)
         self.preset.observe(self._on_preset, "value")
         self.optimizer.observe(self._on_optimizer, "value")
         self.run_button.on_click(lambda _: self.run(block=False))
@@ -340,7 +341,7 @@ class StylePanel:
             self.content_weight, self.style_weight, self.tv_weight, self.use_tv,
             self.steps, self.size, self.scales, self.seed,
             self.activation_shift, self.chained, self.geometric, self.ssim_weighting,
-            self.preserve_color,
+            self.preserve_color, self.precision,
         ]
         for control in options:
             control.style.description_width = "100px"
@@ -384,6 +385,7 @@ class StylePanel:
             "layer_weighting": opts["layer_weighting"] == "geometric",
             "ssim_weighting": opts["ssim_weighting"],
             "steps": opts["steps"][-1],
+            "precision": opts["precision"],
         }
         for name in names:
             control = self.geometric if name == "layer_weighting" else getattr(self, name)
@@ -420,6 +422,7 @@ class StylePanel:
             "size": self.size.value,
             "scales": self.scales.value,
             "seed": self.seed.value,
+            "precision": self.precision.value,
         }
 
     # -- running

@@ -202,7 +202,7 @@ def test_panel_options_sit_in_one_grid_with_one_label_width():
     panel = widgets.StylePanel()
     grid = next(c for c in panel.widget.children if isinstance(c, ipywidgets.GridBox))
     assert panel.preset in grid.children and panel.seed in grid.children and panel.preserve_color in grid.children
-    assert len(grid.children) == 17
+    assert len(grid.children) == 18
     assert {c.style.description_width for c in grid.children} == {"100px"}
     assert all(c.indent for c in grid.children if isinstance(c, ipywidgets.Checkbox))  # the box after the label column
 
@@ -214,6 +214,8 @@ def test_panel_controls_map_to_options():
     # "keep colours" shows "none" (a Dropdown shows a None value as an empty box) and passes None
     assert panel.preserve_color.value == "none" and panel.options()["preserve_color"] is None
     assert widgets.StylePanel(preserve_color="histogram").preserve_color.value == "histogram"
+    assert panel.precision.value == "auto" and panel.options()["precision"] == "auto"
+    assert widgets.StylePanel(precision="fp32").options()["precision"] == "fp32"
 
     panel.preset.value = "novak"  # the preset sets the method toggles and weights
     opts = panel.options()
