@@ -60,7 +60,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "content_layers": ["relu4_2"],  # as Gatys
         "style_layers": list(RELU_LAYERS),  # "all the 16 convolutional layers" (post-ReLU)
         "layer_weighting": "geometric",  # w_i = 2^(N - i): earlier layers heavier
-        "activation_shift": 1.0,  # "shift the activations by a constant (selected to be 1)"
+        "activation_shift": 1.0,  # the survey: "shift the activations by a constant (selected to be 1)"; the paper: -1
         "chained": True,  # Grams of adjacent layers (l, l+1)
         "ssim_weighting": False,
         "optimizer": "lbfgs",  # as Gatys
