@@ -399,7 +399,7 @@ def plot_cumulative_style_grid(results: Mapping[tuple[str, float], Result], cont
     betas = list(dict.fromkeys(beta for _, beta in results))
     first = next(iter(results.values()))
     h, w = first.image.shape[-2:]
-    cell = min(2.4, GRID_WIDTH / (len(betas) + 0.7))
+    cell = min(2.4, _GRID_WIDTH / (len(betas) + 0.7))
     fig = Figure(figsize=(cell * (len(betas) + 0.7), cell * h / w * len(rows) + 1.0), layout="constrained")
     axes = fig.subplots(len(rows), len(betas), squeeze=False)
     for i, name in enumerate(rows):
@@ -413,7 +413,7 @@ def plot_cumulative_style_grid(results: Mapping[tuple[str, float], Result], cont
     return fig
 
 
-GRID_WIDTH = 10.0
+_GRID_WIDTH = 10.0
 """Inches of the grid's width at most."""
 
 
