@@ -2,15 +2,32 @@
 
 Each ``check_*`` function runs the student's function and the package's reference on the same
 fixed, seeded float64 inputs (several shapes, batches of more than one image included), prints
-the maximum relative error with PASS or FAIL, and returns a :class:`CheckResult`. It never raises:
-a function that returns None (or raises NotImplementedError) is "not implemented yet", and any
-other error, a wrong type or a wrong shape is reported in one line.
+the maximum relative error with PASS or FAIL, and returns a :class:`CheckResult`. Where the gradient
+matters (a function used inside a loss), it also back-propagates the same random weights through
+both and compares the gradients. A check never raises: a function that returns None (or raises
+NotImplementedError) is "not implemented yet", and any other error, a wrong type or a wrong shape
+is reported in one line.
+
+The student's functions travel between notebooks (each notebook is its own kernel) through small
+files: :func:`save_solution` writes a function that passes its check to ``my_solutions/<name>.py``
+next to the notebooks, :func:`load_solution` reads it back in a later notebook, checks it again, and
+says clearly when it falls back to the package's reference instead. :func:`solution_or_reference`
+does the same within one notebook. :func:`show_source` shows a textbook function's code, highlighted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import datetime
+import html
+import importlib.util
+import inspect
+import io
+import os
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import redirect_stdout
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,29 +59,67 @@ class CheckResult:
         return self.message
 
 
-def _shape(args: Sequence[torch.Tensor]) -> str:
-    return " and ".join(str(tuple(a.shape)) for a in args)
+def _clone(arg: Any, grad: bool = False) -> Any:
+    """A fresh copy of a check's input: tensors (leaves that require grad if ``grad``), dicts of them, or as is."""
+    if isinstance(arg, torch.Tensor):
+        return arg.detach().clone().requires_grad_(grad and arg.is_floating_point())
+    if isinstance(arg, Mapping):
+        return {k: _clone(v, grad) for k, v in arg.items()}
+    return arg
+
+
+def _leaves(args: Sequence[Any]) -> list[torch.Tensor]:
+    """The tensors of ``args`` (in dicts too) that require grad, in order."""
+    found = []
+    for a in args:
+        values = a.values() if isinstance(a, Mapping) else [a]
+        found += [v for v in values if isinstance(v, torch.Tensor) and v.requires_grad]
+    return found
+
+
+def _shape(args: Sequence[Any]) -> str:
+    def one(a: Any) -> str:
+        if isinstance(a, torch.Tensor):
+            return str(tuple(a.shape))
+        if isinstance(a, Mapping):
+            return "{" + ", ".join(f"{k}: {tuple(v.shape)}" for k, v in a.items()) + "}"
+        return repr(a)
+
+    return " and ".join(one(a) for a in args)
+
+
+def _gradients(output: torch.Tensor, leaves: list[torch.Tensor], seed: int) -> torch.Tensor:
+    """d(sum(w * output))/d(leaves) for fixed random weights w, flattened into one vector."""
+    w = _randn(*output.shape, seed=seed).to(output.dtype)
+    grads = torch.autograd.grad((output * w).sum(), leaves, allow_unused=True)
+    return torch.cat([(torch.zeros_like(x) if g is None else g).flatten() for g, x in zip(grads, leaves)])
 
 
 def _compare(
     name: str,
     student: Callable[..., Any],
     reference: Callable[..., torch.Tensor],
-    cases: list[tuple[torch.Tensor, ...]],
+    cases: list[tuple[Any, ...]],
+    grad: bool = False,
 ) -> CheckResult:
-    """Run both functions on every case, print one line and return the CheckResult."""
+    """Run both functions on every case, print one line and return the CheckResult.
+
+    ``grad``: also compare the gradients of sum(w * output) with respect to every float input, for fixed
+    random weights w (a function used inside a loss must let the gradient through)."""
 
     def finish(passed: bool, error: float | None, text: str) -> CheckResult:
         result = CheckResult(name, passed, error, f"{name}: {text}")
         print(result)
         return result
 
-    worst = 0.0
-    for args in cases:
-        expected = reference(*(a.clone() for a in args))
+    worst, worst_grad = 0.0, 0.0
+    for i, args in enumerate(cases):
+        ref_args = [_clone(a, grad) for a in args]
+        expected = reference(*ref_args)
         where = f"input {_shape(args)}"
+        mine = [_clone(a, grad) for a in args]
         try:
-            got = student(*(a.clone() for a in args))
+            got = student(*mine)
         except NotImplementedError:
             return finish(False, None, "not implemented yet (your function raised NotImplementedError)")
         except Exception as err:  # one line instead of a traceback
@@ -72,17 +127,28 @@ def _compare(
         if got is None:
             return finish(False, None, "not implemented yet (your function returned None)")
         try:
-            got = torch.as_tensor(got.detach() if isinstance(got, torch.Tensor) else got, dtype=torch.float64)
+            values = torch.as_tensor(got.detach() if isinstance(got, torch.Tensor) else got, dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError):
             return finish(False, None, f"FAIL — expected a tensor, got {type(got).__name__} ({where})")
-        if got.shape != expected.shape:
-            shapes = f"returned shape {tuple(got.shape)} for {where}; expected {tuple(expected.shape)}"
+        if values.shape != expected.shape:
+            shapes = f"returned shape {tuple(values.shape)} for {where}; expected {tuple(expected.shape)}"
             return finish(False, None, f"FAIL — {shapes}")
-        error = rel_error(got, expected)
+        error = rel_error(values, expected.detach())
         if not error <= TOLERANCE:  # also catches NaN
             return finish(False, error, f"max relative error {error:.1e} — FAIL (tolerance {TOLERANCE:.0e}, {where})")
         worst = max(worst, error)
-    return finish(True, worst, f"max relative error {worst:.1e} — PASS")
+        if not grad:
+            continue
+        if not isinstance(got, torch.Tensor) or not got.requires_grad:
+            return finish(False, error, "FAIL — the values are right, but your result carries no gradient "
+                                        f"(did you detach it, or leave torch for a Python number?) ({where})")
+        g_error = rel_error(_gradients(got, _leaves(mine), 1000 + i), _gradients(expected, _leaves(ref_args), 1000 + i))
+        if not g_error <= TOLERANCE:
+            return finish(False, error, f"the values are right, but the gradient's max relative error is "
+                                        f"{g_error:.1e} — FAIL (tolerance {TOLERANCE:.0e}, {where})")
+        worst_grad = max(worst_grad, g_error)
+    gradient = f" (gradient {worst_grad:.1e})" if grad else ""
+    return finish(True, worst, f"max relative error {worst:.1e}{gradient} — PASS")
 
 
 def _randn(*shape: int, seed: int) -> torch.Tensor:
@@ -93,35 +159,38 @@ def _rand(*shape: int, seed: int) -> torch.Tensor:
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
+# ----------------------------------------------------------------------------- the exercises' checks
+
+
 def check_content_loss(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> CheckResult:
-    """fn(x_feat (N, C, H, W), target_feat (N, C, H, W)) -> scalar 1/2 sum (F - P)^2."""
+    """fn(x_feat (N, C, H, W), target_feat (N, C, H, W)) -> scalar tensor 1/2 sum (F - P)^2 (gradient too)."""
     shapes = [(1, 4, 5, 6), (2, 3, 4, 4), (3, 8, 2, 7)]
     cases = [(_randn(*s, seed=i), _randn(*s, seed=100 + i)) for i, s in enumerate(shapes)]
-    return _compare("content_loss", fn, losses.content_loss, cases)
+    return _compare("content_loss", fn, losses.content_loss, cases, grad=True)
 
 
 def check_gram_matrix(fn: Callable[[torch.Tensor], Any]) -> CheckResult:
-    """fn(feat (N, C, H, W)) -> (N, C, C) unnormalised Gram matrices G_ij = sum_k F_ik F_jk."""
+    """fn(feat (N, C, H, W)) -> (N, C, C) unnormalised Gram matrices G_ij = sum_k F_ik F_jk (gradient too)."""
     shapes = [(1, 3, 4, 5), (2, 4, 3, 3), (3, 5, 6, 2)]
     cases = [(_randn(*s, seed=i),) for i, s in enumerate(shapes)]
-    return _compare("gram_matrix", fn, losses.gram_matrix, cases)
+    return _compare("gram_matrix", fn, losses.gram_matrix, cases, grad=True)
 
 
 def check_tv_loss(fn: Callable[[torch.Tensor], Any]) -> CheckResult:
-    """fn(img (N, C, H, W)) -> scalar anisotropic L1 total variation, summed over the batch."""
+    """fn(img (N, C, H, W)) -> scalar anisotropic L1 total variation, summed over the batch (gradient too)."""
     shapes = [(1, 3, 5, 6), (2, 3, 4, 7), (1, 1, 3, 3)]
     cases = [(_rand(*s, seed=i),) for i, s in enumerate(shapes)]
-    return _compare("tv_loss", fn, lambda img: losses.tv_loss(img, "l1", reduction="sum"), cases)
+    return _compare("tv_loss", fn, losses.tv_loss, cases, grad=True)
 
 
 def check_ssim(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> CheckResult:
-    """fn(x, y (N, C, H, W)) -> (N,) mean SSIM per image (Gaussian window 11, sigma 1.5, L = 1)."""
+    """fn(x, y (N, C, H, W)) -> (N,) mean SSIM per image (Gaussian window 11, sigma 1.5, L = 1; gradient too)."""
     shapes = [(1, 1, 16, 16), (2, 3, 13, 15), (1, 3, 11, 11)]
     cases = []
     for i, s in enumerate(shapes):
         x = _rand(*s, seed=i)
         cases.append((x, (0.7 * x + 0.3 * _rand(*s, seed=100 + i)).clamp(0, 1)))
-    return _compare("ssim", fn, ssim, cases)
+    return _compare("ssim", fn, ssim, cases, grad=True)
 
 
 def check_rgb_to_yiq(fn: Callable[[torch.Tensor], Any]) -> CheckResult:
@@ -137,3 +206,350 @@ def check_luminance_only(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> Che
     shapes = [(1, 3, 4, 5), (2, 3, 3, 3)]
     cases = [(_rand(*s, seed=i), _rand(*s, seed=100 + i)) for i, s in enumerate(shapes)]
     return _compare("luminance_only", fn, color.recombine_luminance, cases)
+
+
+def shifted_gram(feat: torch.Tensor, shift: float) -> torch.Tensor:
+    """The reference of :func:`check_shifted_gram`: ``losses.gram_matrix(feat, shift=shift)``, the Gram of F + s."""
+    return losses.gram_matrix(feat, shift=shift)
+
+
+def check_shifted_gram(fn: Callable[[torch.Tensor, float], Any]) -> CheckResult:
+    """fn(feat (N, C, H, W), shift s) -> (N, C, C) Gram matrices of F + s, unnormalised (gradient too)."""
+    cases = [
+        (_randn(1, 3, 4, 5, seed=0).relu(), 1.0),
+        (_randn(2, 4, 3, 3, seed=1).relu(), -1.0),
+        (_randn(1, 5, 2, 6, seed=2).relu(), 0.5),
+    ]
+    return _compare("shifted_gram", fn, shifted_gram, cases, grad=True)
+
+
+def check_chained_gram(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> CheckResult:
+    """fn(feat_a (N, Ca, H, W), feat_b (N, Cb, h, w) with h <= H, w <= W) -> (N, Ca, Cb) unnormalised
+    Gram of feat_a and feat_b upsampled (bilinear, align_corners=False) to H x W (gradient too)."""
+    pairs = [((1, 3, 6, 6), (1, 4, 3, 3)), ((2, 2, 4, 6), (2, 3, 2, 3)), ((1, 3, 4, 4), (1, 5, 4, 4))]
+    cases = [(_randn(*a, seed=i).relu(), _randn(*b, seed=100 + i).relu()) for i, (a, b) in enumerate(pairs)]
+    return _compare("chained_gram", fn, losses.chained_gram, cases, grad=True)
+
+
+def cholesky_transfer(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The reference of :func:`check_cholesky_transfer`: ``color.match_color_histogram`` in its Cholesky mode,
+    without clamping and without the small ridge eps that guards flat images."""
+    return color.match_color_histogram(source, target, "cholesky", clamp=False, eps=0.0)
+
+
+def check_cholesky_transfer(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> CheckResult:
+    """fn(source (N, 3, H, W), target (N, 3, Ht, Wt)) -> source recoloured x' = L_t L_s^-1 (x - mu_s) + mu_t per
+    image (L the Cholesky factor of the colour covariance), not clamped."""
+    pairs = [((1, 3, 5, 6), (1, 3, 4, 7)), ((2, 3, 4, 4), (2, 3, 5, 5))]
+    cases = [(_rand(*a, seed=i), _rand(*b, seed=100 + i) ** 2) for i, (a, b) in enumerate(pairs)]
+    return _compare("cholesky_transfer", fn, cholesky_transfer, cases)
+
+
+Features = Mapping[str, torch.Tensor]
+
+
+def check_perceptual_distance(fn: Callable[[Features, Features], Any]) -> CheckResult:
+    """fn(x_feats, y_feats: {layer: (N, C, H, W)}) -> (N,) sum over layers of the mean over positions of
+    || x^ - y^ ||^2, x^ the feature vector at a position divided by its length (gradient too)."""
+    shapes = {"a": (2, 4, 5, 5), "b": (2, 6, 3, 2)}
+    cases = [
+        ({k: _randn(*s, seed=i).relu() + 0.01 for i, (k, s) in enumerate(shapes.items())},
+         {k: _randn(*s, seed=10 + i).relu() + 0.01 for i, (k, s) in enumerate(shapes.items())}),
+        ({"c": _randn(3, 5, 4, 3, seed=20)}, {"c": _randn(1, 5, 4, 3, seed=21)}),  # y: one image for the batch
+    ]
+    return _compare("perceptual_distance", fn, losses.perceptual_distance, cases, grad=True)
+
+
+def check_training_step(fn: Callable[..., Any]) -> CheckResult:
+    """fn(model, optimizer, batch, loss_fn) -> the loss terms of the batch (a dict with "total"): one training
+    step of a feed-forward network. Checked on a tiny float64 :class:`nstlab.fast.TransformerNet` with Adam and
+    a small fixed loss: two steps, starting each with stale gradients in the parameters, against the reference
+    :func:`nstlab.experiments.training_step`; compares the loss and the update of every parameter."""
+    from nstlab.experiments.nb11_fast_style_transfer import training_step
+
+    name = "training_step"
+
+    def finish(passed: bool, error: float | None, text: str) -> CheckResult:
+        result = CheckResult(name, passed, error, f"{name}: {text}")
+        print(result)
+        return result
+
+    runs = {}
+    for who, step in (("reference", training_step), ("yours", fn)):
+        model, optimizer = _tiny_training_setup()
+        totals, updates = [], []
+        for k in range(2):
+            batch = _rand(2, 3, 12, 12, seed=50 + k)
+            before = [p.detach().clone() for p in model.parameters()]
+            for i, p in enumerate(model.parameters()):  # stale gradients: a step must start by clearing them
+                p.grad = _randn(*p.shape, seed=200 + i)
+            try:
+                out = step(model, optimizer, batch, _tiny_loss)
+            except NotImplementedError:
+                return finish(False, None, "not implemented yet (your function raised NotImplementedError)")
+            except Exception as err:
+                return finish(False, None, f"FAIL — your function raised {type(err).__name__}: {err} (step {k + 1})")
+            if out is None:
+                return finish(False, None, "not implemented yet (your function returned None)")
+            total = out.get("total") if isinstance(out, Mapping) else out
+            if not isinstance(total, torch.Tensor) or total.numel() != 1:
+                got = type(out).__name__
+                return finish(False, None, f"FAIL — expected the loss terms (a dict with 'total'), got {got}")
+            totals.append(float(total.detach()))
+            updates.append(torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)]))
+        runs[who] = (totals, updates)
+    (ref_totals, ref_updates), (totals, updates) = runs["reference"], runs["yours"]
+    loss_error = rel_error(totals, ref_totals)
+    update_error = max(float((u - r).abs().max() / r.abs().max()) for u, r in zip(updates, ref_updates))
+    error = max(loss_error, update_error)
+    detail = f"(loss {loss_error:.1e}, parameter updates {update_error:.1e}; 2 steps)"
+    if not error <= TOLERANCE:
+        return finish(False, error, f"max relative error {error:.1e} {detail} — FAIL (tolerance {TOLERANCE:.0e})")
+    return finish(True, error, f"max relative error {error:.1e} {detail} — PASS")
+
+
+def _tiny_training_setup() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    from nstlab.fast import TransformerNet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = TransformerNet(channels=4, n_residual=1).double().train()
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+
+_TINY_FILTERS = _randn(6, 3, 3, 3, seed=7)
+_TINY_STYLE = _rand(1, 3, 12, 12, seed=8)
+
+
+def _tiny_loss(output: torch.Tensor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A perceptual loss in miniature (a fixed random 3x3 convolution + ReLU as the loss network): relative
+    content and style (Gram) errors and the mean L1 TV, as ``nstlab.fast.PerceptualLoss`` combines them."""
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(x, _TINY_FILTERS, padding=1).relu()
+
+    f, p = features(output), features(batch)
+    a = losses.gram_matrix(features(_TINY_STYLE), "hw")
+    content = ((f - p) ** 2).sum() / (p**2).sum()
+    style = ((losses.gram_matrix(f, "hw") - a) ** 2).sum() / (a**2).sum()
+    tv = losses.tv_loss(output, reduction="mean")
+    return {"total": content + style + 0.1 * tv, "content": content, "style": style, "tv": tv}
+
+
+# ----------------------------------------------------------------------------- your functions, in later notebooks
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One "your turn" exercise: its check, the package's reference (what a fallback uses) and its notebook."""
+
+    check: Callable[[Callable[..., Any]], CheckResult]
+    reference: Callable[..., Any]
+    notebook: str
+
+
+def _training_step_reference(*args: Any) -> Any:
+    from nstlab.experiments.nb11_fast_style_transfer import training_step
+
+    return training_step(*args)
+
+
+EXERCISES: dict[str, Exercise] = {
+    "content_loss": Exercise(check_content_loss, losses.content_loss, "02"),
+    "gram_matrix": Exercise(check_gram_matrix, losses.gram_matrix, "03"),
+    "tv_loss": Exercise(check_tv_loss, losses.tv_loss, "05"),
+    "shifted_gram": Exercise(check_shifted_gram, shifted_gram, "06"),
+    "chained_gram": Exercise(check_chained_gram, losses.chained_gram, "06"),
+    "ssim": Exercise(check_ssim, ssim, "07"),
+    "rgb_to_yiq": Exercise(check_rgb_to_yiq, color.rgb_to_yiq, "08"),
+    "luminance_only": Exercise(check_luminance_only, color.recombine_luminance, "08"),
+    "cholesky_transfer": Exercise(check_cholesky_transfer, cholesky_transfer, "08"),
+    "perceptual_distance": Exercise(check_perceptual_distance, losses.perceptual_distance, "09"),
+    "training_step": Exercise(check_training_step, _training_step_reference, "11"),
+}
+"""Every exercise by name: what :func:`save_solution`, :func:`load_solution` and :func:`solution_or_reference` take."""
+
+SOLUTIONS_DIR = "my_solutions"
+"""Where :func:`save_solution` writes, relative to the working directory (a notebook's folder in Jupyter);
+the environment variable NSTLAB_SOLUTIONS overrides it."""
+
+_HEADER = """# Your {name} from notebook {notebook}, saved by nstlab.checks.save_solution on {date}
+# (it passed its check). Later notebooks read it with nstlab.checks.load_solution({name!r}).
+import math
+
+import torch
+import torch.nn.functional as F
+
+import nstlab
+from nstlab import color, losses
+from nstlab.ssim import gaussian_window
+
+"""
+
+
+def solutions_dir() -> Path:
+    """The folder of saved solutions: $NSTLAB_SOLUTIONS, else ``my_solutions`` in the working directory."""
+    return Path(os.environ.get("NSTLAB_SOLUTIONS") or SOLUTIONS_DIR)
+
+
+def _exercise(fn_name: str, name: str) -> Exercise:
+    if name not in EXERCISES:
+        raise ValueError(f"{fn_name}: no exercise named {name!r}; the exercises are {sorted(EXERCISES)}")
+    return EXERCISES[name]
+
+
+def _reference_name(name: str) -> str:
+    ref = EXERCISES[name].reference
+    if ref is _training_step_reference:
+        return "nstlab.experiments.training_step"
+    return f"{ref.__module__}.{ref.__qualname__}"
+
+
+def _quiet_check(exercise: Exercise, fn: Callable[..., Any]) -> CheckResult:
+    with redirect_stdout(io.StringIO()):
+        return exercise.check(fn)
+
+
+def save_solution(fn: Callable[..., Any], name: str) -> Path | None:
+    """Save your function for later notebooks, if it passes its check (printed): its source code goes to
+    ``my_solutions/<name>.py`` (see :func:`solutions_dir`). Define it with ``def`` in a cell.
+
+    Inputs: fn: your function; name: the exercise, a key of :data:`EXERCISES` (e.g. "content_loss").
+    Returns: the file written, or None (the reason is printed: it does not pass yet, or its source
+    cannot be read).
+    """
+    exercise = _exercise("save_solution", name)
+    if not exercise.check(fn).passed:
+        print(f"{name}: not saved — it does not pass its check yet; until it does, later notebooks use "
+              f"the package's {_reference_name(name)}")
+        return None
+    try:
+        if getattr(fn, "__name__", "<lambda>") == "<lambda>":
+            raise TypeError("a lambda; write it with def")
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError) as err:
+        print(f"{name}: not saved — the source of your function cannot be read ({err})")
+        return None
+    folder = solutions_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.py"
+    header = _HEADER.format(name=name, notebook=exercise.notebook, date=datetime.date.today().isoformat())
+    path.write_text(f"{header}{source}\n\nsolution = {fn.__name__}\n")
+    print(f"{name}: saved to {path} — later notebooks use it through checks.load_solution({name!r})")
+    return path
+
+
+def load_solution(name: str) -> Callable[..., Any]:
+    """Your function saved by :func:`save_solution`, checked again — or the package's reference, saying why.
+
+    Prints one line of the check and one line saying which function is used: yours from
+    ``my_solutions/<name>.py``, or the reference because no file was saved, it cannot be imported, or it
+    fails its check. Returns the function to use.
+    """
+    exercise = _exercise("load_solution", name)
+    path = solutions_dir() / f"{name}.py"
+    fallback = f"using the package's {_reference_name(name)}"
+    if not path.is_file():
+        print(f"{name}: no saved solution ({path} does not exist: do notebook {exercise.notebook}'s exercise, "
+              f"then checks.save_solution there) — {fallback}")
+        return exercise.reference
+    try:
+        spec = importlib.util.spec_from_file_location(f"my_solutions_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        fn = module.solution
+    except Exception as err:  # a broken file: say so, carry on with the reference
+        print(f"{name}: {path} cannot be loaded ({type(err).__name__}: {err}) — {fallback}")
+        return exercise.reference
+    if exercise.check(fn).passed:
+        print(f"{name}: using your {fn.__name__} from {path} (notebook {exercise.notebook})")
+        return fn
+    print(f"{name}: your saved function does not pass its check — {fallback}")
+    return exercise.reference
+
+
+def solution_or_reference(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """Your function if it passes its check (printed), else the package's reference, saying so."""
+    exercise = _exercise("solution_or_reference", name)
+    if exercise.check(fn).passed:
+        print(f"{name}: using your {getattr(fn, '__name__', 'function')}")
+        return fn
+    print(f"{name}: {_reference_name(name)} stands in for yours until it passes")
+    return exercise.reference
+
+
+def run_yours_or_reference(yours: Callable[..., Any], reference: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """yours(*args, **kwargs); if it is not written yet (raises NotImplementedError or returns None), says so
+    and returns reference(*args, **kwargs) instead. Any other error of yours is raised: it is your bug to see."""
+    try:
+        out = yours(*args, **kwargs)
+    except NotImplementedError:
+        out = None
+    if out is not None:
+        print(f"ran your {getattr(yours, '__name__', 'function')}")
+        return out
+    print(f"your {getattr(yours, '__name__', 'function')} is not written yet: running the reference solution "
+          f"{_qualified(reference)} instead (read it with checks.show_source)")
+    return reference(*args, **kwargs)
+
+
+def _qualified(obj: Any) -> str:
+    module = getattr(obj, "__module__", "") or ""
+    if module.startswith("nstlab.experiments."):
+        module = "nstlab.experiments"  # every experiment is available there
+    return f"{module}.{getattr(obj, '__qualname__', getattr(obj, '__name__', repr(obj)))}"
+
+
+# ----------------------------------------------------------------------------- reading the reference
+
+
+@dataclass(frozen=True)
+class Source:
+    """The source of a function or class, shown highlighted in a notebook and as plain text elsewhere."""
+
+    name: str
+    path: str
+    line: int
+    code: str
+
+    def __str__(self) -> str:
+        return f"# {self.name} — {self.path}, line {self.line}\n{self.code}"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+
+        body = highlight(self.code, PythonLexer(), HtmlFormatter(noclasses=True, nobackground=True))
+        title = f"<b>{html.escape(self.name)}</b> — {html.escape(self.path)}, line {self.line}"
+        return f"<div style='border-left:3px solid #888;padding-left:8px'><div>{title}</div>{body}</div>"
+
+
+def show_source(obj: Any) -> Source:
+    """The source code of a package function or class, highlighted: read the reference where you use it.
+
+    E.g. ``checks.show_source(nstlab.losses.gram_matrix)`` as a cell's last line. The textbook functions
+    (``nstlab.losses``, ``ssim``, ``color``, ``vgg``, ``images``) and the experiments are meant to be read;
+    the engine's private fast paths (``nstlab._kernels``) are refused, with the textbook twin to read instead.
+    Returns: a :class:`Source` (HTML in Jupyter, text in ``print``).
+    """
+    target = inspect.unwrap(obj)
+    module = getattr(target, "__module__", "") or ""
+    if module == "nstlab._kernels":
+        raise ValueError(
+            f"show_source: {target.__qualname__} is one of the engine's fast paths (nstlab._kernels), held equal "
+            "to the textbook by tests/test_kernels.py; read the textbook version in nstlab.losses or nstlab.ssim"
+        )
+    try:
+        lines, first = inspect.getsourcelines(target)
+        path = inspect.getsourcefile(target) or "?"
+    except (OSError, TypeError) as err:
+        raise ValueError(f"show_source: no source for {obj!r} ({err})") from None
+    root = Path(__file__).resolve().parent.parent
+    try:
+        shown = str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        shown = path
+    return Source(_qualified(target), shown, max(first, 1), textwrap.dedent("".join(lines)).rstrip() + "\n")

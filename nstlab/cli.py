@@ -18,9 +18,9 @@ from typing import NoReturn
 import torch
 
 from nstlab import fast, weights
+from nstlab.presets import CONTENT_LOSSES, PRECISIONS
 from nstlab.images import IMAGE_SUFFIXES, ImageError, list_images, save_image
 from nstlab.optimize import PRESETS, InsufficientMemoryError, stylize
-from nstlab.presets import PRECISIONS
 from nstlab.vgg import WeightsUnavailableError, check_weights
 
 PROG = "nstlab"
@@ -74,6 +74,7 @@ def _add_stylize(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--style-weight", type=_float)
     p.add_argument("--tv-weight", type=_float)
     p.add_argument("--preserve-color", choices=["luminance", "histogram"])
+    p.add_argument("--content-loss", choices=CONTENT_LOSSES, help="l2 (Gatys) or lpips (Yuan & Huang's LPIPS form)")
     p.add_argument("--init", choices=["content", "noise", "style"])
     p.add_argument("--optimizer", choices=["lbfgs", "adam"])
     p.add_argument("--lr", type=_float, help="learning rate (L-BFGS: step multiplier)")
@@ -101,6 +102,7 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
 OPTION_ARGS = (
     "size", "steps", "scales", "style_weights", "style_scale", "content_weight", "style_weight", "tv_weight",
     "preserve_color", "init", "optimizer", "lr", "pooling", "normalized_vgg", "weights", "seed", "device", "precision",
+    "content_loss",
 )
 
 

@@ -57,8 +57,8 @@ HELD_OUT = ("chelsea_cat", "tower_bridge")
 # Weights of the normalised terms, tuned with NSTLAB_WEIGHTS=random at 64-128 px, 150-300 steps, batch 2,
 # styles van_gogh_night_cafe and van_gogh_cafe_terrace_at_night: unlike the engine, which starts from the
 # content image, the network starts from a grey picture and must first learn to redraw the photo, so the
-# style weight is much lower than the engine's 1e3 (at 3 and above the held-out photos were lost under
-# the style's blobs; at 0.3-1 they stayed recognisable with the painting's palette and texture).
+# style weight stays low: at 3 and above the held-out photos were lost under the style's blobs; at 0.3-1
+# they stayed recognisable with the painting's palette and texture (1, the same as the gatys preset's).
 DEFAULT_CONTENT_WEIGHT = 1.0
 DEFAULT_STYLE_WEIGHT = 1.0
 DEFAULT_TV_WEIGHT = 1.0

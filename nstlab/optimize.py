@@ -19,6 +19,10 @@ once per scale from its own target, so the weights are unitless and mean the sam
 With ``normalize_losses=False`` the paper's raw formulas are used: content 1/2 sum (F - P)^2 summed
 over the layers, style sum_l w_l E_l (the weights then need the papers' orders of magnitude).
 
+``content_loss="lpips"`` replaces the content term by Yuan & Huang's LPIPS-form distance to the content
+image (:func:`nstlab.losses.perceptual_distance` over ``losses.LPIPS_LAYERS``, unit weights), a sum of
+per-layer cosine distances that needs no normalising; the style term stays Gatys'.
+
 The target Grams are the style images' Grams averaged over their positions, times the output's
 number of positions M, so the style images' sizes (``style_scale``) change which scale of texture is
 copied, not the loss scale.
@@ -257,12 +261,17 @@ def _loss_terms(x: torch.Tensor, vgg: VGGFeatures, targets: Targets, opts: dict)
     """The loss terms of image x (1, 3, H, W): {"total", "content", "style", "tv"} scalars."""
     feats = vgg(x)
     content = style = x.new_zeros(())  # the value of a term without layers (texture synthesis, reconstruction)
-    for layer, p in targets.content.items():
-        f = feats[layer].to(p.dtype)  # the loss is float32 whatever the network's precision
-        if opts["normalize_losses"]:
-            content = content + losses.normalized_content_loss(f, p) / len(targets.content)
-        else:
-            content = content + losses.content_loss(f, p)
+    if opts["content_loss"] == "lpips" and targets.content:  # Yuan & Huang: the LPIPS-form distance
+        content = losses.perceptual_distance(
+            {layer: feats[layer].to(p.dtype) for layer, p in targets.content.items()}, targets.content
+        ).sum()
+    else:
+        for layer, p in targets.content.items():
+            f = feats[layer].to(p.dtype)  # the loss is float32 whatever the network's precision
+            if opts["normalize_losses"]:
+                content = content + losses.normalized_content_loss(f, p) / len(targets.content)
+            else:
+                content = content + losses.content_loss(f, p)
     if targets.style:
         grams = _kernels.style_grams(feats, targets.style, opts["activation_shift"])
         ssim_factors = None

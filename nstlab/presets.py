@@ -18,7 +18,7 @@ import torch
 from nstlab._kernels import PRECISIONS
 from nstlab.settings import smoke_or
 from nstlab.vgg import GATYS_STYLE_LAYERS, POOLINGS, RELU_LAYERS, VGG19_LAYERS
-from nstlab.losses import WEIGHT_SCHEMES
+from nstlab.losses import LPIPS_LAYERS, WEIGHT_SCHEMES
 
 # How the weights were chosen (content_weight stays 1; the losses are normalised, see above).
 # Tuned with NSTLAB_WEIGHTS=random (no pretrained weights on the build machines) at 128 px,
@@ -60,7 +60,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "content_layers": ["relu4_2"],  # as Gatys
         "style_layers": list(RELU_LAYERS),  # "all the 16 convolutional layers" (post-ReLU)
         "layer_weighting": "geometric",  # w_i = 2^(N - i): earlier layers heavier
-        "activation_shift": 1.0,  # "shift the activations by a constant (selected to be 1)"
+        "activation_shift": 1.0,  # the survey: "shift the activations by a constant (selected to be 1)"; the paper: -1
         "chained": True,  # Grams of adjacent layers (l, l+1)
         "ssim_weighting": False,
         "optimizer": "lbfgs",  # as Gatys
@@ -114,6 +114,11 @@ DEFAULTS: dict[str, Any] = {
     "style_weights": None,  # blend weights of several styles; None -> equal (normalised to sum 1)
     "style_scale": 1.0,  # style long side = style_scale * output long side (neural-style: 1.0)
     "normalize_losses": True,  # see the module docstring
+    # "l2": Gatys' squared feature error at content_layers (relative with normalize_losses); "lpips": Yuan &
+    # Huang's replacement (nst_layers_lpips_perceptual.txt §4.2), the LPIPS-form distance with unit weights
+    # (losses.perceptual_distance) over losses.LPIPS_LAYERS, which then replace content_layers. That distance
+    # is a sum of per-layer cosine distances, unitless already, so normalize_losses leaves it as it is.
+    "content_loss": "l2",
     "preserve_color": None,  # None | "luminance" | "histogram" (Gatys et al., 2016, colour paper)
     "lr": None,  # None -> the preset's lr for its optimizer, else DEFAULT_LR_BY_OPTIMIZER
     "adam_betas": (0.9, 0.999),  # torch.optim.Adam defaults
@@ -135,6 +140,7 @@ OPTION_NAMES: tuple[str, ...] = tuple(sorted({"preset", *DEFAULTS, *PRESETS["gat
 INITS = ("content", "noise", "style")
 OPTIMIZERS = ("lbfgs", "adam")
 PRESERVE_COLOR = (None, "luminance", "histogram")
+CONTENT_LOSSES = ("l2", "lpips")
 SMOKE_SIZE, SMOKE_STEPS = 64, 10
 
 
@@ -217,6 +223,8 @@ def resolve_options(preset: str = "gatys", **options: Any) -> dict[str, Any]:
         _fail("style_layers", f"needs at least 2 layers when chained=True, got {opts['style_layers']}")
     _choice("layer_weighting", opts["layer_weighting"], WEIGHT_SCHEMES)
     _choice("preserve_color", opts["preserve_color"], PRESERVE_COLOR)
+    if _choice("content_loss", opts["content_loss"], CONTENT_LOSSES) == "lpips":
+        opts["content_layers"] = list(LPIPS_LAYERS)  # the LPIPS-form distance has its own layers
     _choice("optimizer", opts["optimizer"], OPTIMIZERS)
     _choice("pooling", opts["pooling"], POOLINGS)
     _choice("precision", opts["precision"], PRECISIONS)

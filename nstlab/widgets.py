@@ -32,7 +32,7 @@ from nstlab import plotting
 from nstlab.experiments import run_variants
 from nstlab.images import ImageError, list_images, load_image, sample_image
 from nstlab.optimize import PRESETS, Result, StepInfo, resolve_options, stylize
-from nstlab.presets import INITS, OPTIMIZERS, PRECISIONS
+from nstlab.presets import CONTENT_LOSSES, INITS, OPTIMIZERS, PRECISIONS
 from nstlab.vgg import VGGFeatures
 
 WIDE = {"description_width": "initial"}
@@ -287,7 +287,8 @@ class StylePanel:
         if own:
             raise TypeError(f"StylePanel: {own} are set by the panel itself")
         opts = resolve_options(**defaults)  # checks the names and values, fills size/steps via smoke_or
-        controlled = set(PRESET_CONTROLS) | {"preset", "size", "scales", "seed", "preserve_color", "precision"}
+        controlled = set(PRESET_CONTROLS) | {"preset", "size", "scales", "seed", "preserve_color", "content_loss",
+                                             "precision"}
         self._fixed = {k: v for k, v in defaults.items() if k not in controlled}
         self.result: Result | None = None
         self._stop = threading.Event()
@@ -319,6 +320,7 @@ class StylePanel:
         self.ssim_weighting = widgets.Checkbox(description="SSIM weighting")
         self.preserve_color = widgets.Dropdown(options=PRESERVE_COLOR_CHOICES, description="keep colours")
         self.precision = widgets.Dropdown(options=list(PRECISIONS), value="auto", description="precision")
+        self.content_loss = widgets.Dropdown(options=CONTENT_LOSSES, description="content loss")
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="progress")
@@ -328,7 +330,9 @@ class StylePanel:
         ))  # sized to each image's shape as it is shown
         self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(width="600px"))  # its text at 100 dpi
 
-        self._set_controls(opts, ("size", "scales", "seed", "preserve_color", "precision") + PRESET_CONTROLS)
+        self._set_controls(
+            opts, ("size", "scales", "seed", "preserve_color", "content_loss", "precision") + PRESET_CONTROLS
+        )
         self.preset.observe(self._on_preset, "value")
         self.optimizer.observe(self._on_optimizer, "value")
         self.run_button.on_click(lambda _: self.run(block=False))
@@ -341,7 +345,7 @@ class StylePanel:
             self.content_weight, self.style_weight, self.tv_weight, self.use_tv,
             self.steps, self.size, self.scales, self.seed,
             self.activation_shift, self.chained, self.geometric, self.ssim_weighting,
-            self.preserve_color, self.precision,
+            self.preserve_color, self.content_loss, self.precision,
         ]
         for control in options:
             control.style.description_width = "100px"
@@ -374,6 +378,7 @@ class StylePanel:
             "scales": len(opts["scale_fractions"]),
             "seed": opts["seed"],
             "preserve_color": opts["preserve_color"] or "none",
+            "content_loss": opts["content_loss"],
             "content_weight": opts["content_weight"],
             "style_weight": opts["style_weight"],
             "tv_weight": opts["tv_weight"] or 1.0,  # 0 is "TV off"; the slider keeps a usable value
@@ -418,6 +423,7 @@ class StylePanel:
             "layer_weighting": "geometric" if self.geometric.value else "uniform",
             "ssim_weighting": self.ssim_weighting.value,
             "preserve_color": None if self.preserve_color.value == "none" else self.preserve_color.value,
+            "content_loss": self.content_loss.value,
             "steps": self.steps.value,
             "size": self.size.value,
             "scales": self.scales.value,

@@ -1,5 +1,6 @@
 """Tests for nstlab.checks: references and independent solutions pass, typical mistakes fail
-with a clear one-line message, and nothing raises."""
+with a clear one-line message, and nothing raises; solutions saved in one notebook load in another, with a
+printed fallback to the reference; show_source shows the textbook."""
 
 from __future__ import annotations
 
@@ -20,17 +21,15 @@ def test_rel_error():
     assert checks.rel_error(torch.tensor([0.0]), torch.tensor([1e-9])) == pytest.approx(0.1)
 
 
-CHECKS_AND_REFERENCES = [
-    (checks.check_content_loss, losses.content_loss),
-    (checks.check_gram_matrix, losses.gram_matrix),
-    (checks.check_tv_loss, losses.tv_loss),
-    (checks.check_ssim, ssim),
-    (checks.check_rgb_to_yiq, color.rgb_to_yiq),
-    (checks.check_luminance_only, color.recombine_luminance),
-]
+CHECKS_AND_REFERENCES = [(exercise.check, exercise.reference) for exercise in checks.EXERCISES.values()]
 
 
-@pytest.mark.parametrize("check, reference", CHECKS_AND_REFERENCES)
+def test_every_check_is_an_exercise():
+    names = {name.removeprefix("check_") for name in dir(checks) if name.startswith("check_")}
+    assert names == set(checks.EXERCISES)
+
+
+@pytest.mark.parametrize("check, reference", CHECKS_AND_REFERENCES, ids=list(checks.EXERCISES))
 def test_references_pass(check, reference, capsys):
     result = check(reference)
     assert result.passed and result.max_rel_error is not None and result.max_rel_error <= checks.TOLERANCE
@@ -61,6 +60,44 @@ def _student_gram(feat: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nchw,ndhw->ncd", feat, feat)
 
 
+def _student_shifted_gram(feat: torch.Tensor, shift: float) -> torch.Tensor:
+    f = feat.flatten(2) + shift
+    return torch.einsum("ncm,ndm->ncd", f, f)
+
+
+def _student_chained_gram(feat_a: torch.Tensor, feat_b: torch.Tensor) -> torch.Tensor:
+    up = F.interpolate(feat_b, size=feat_a.shape[-2:], mode="bilinear", align_corners=False)
+    return feat_a.flatten(2) @ up.flatten(2).transpose(1, 2)
+
+
+def _student_cholesky(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per image, a loop over the batch, torch.cov (the covariance over the pixels: correction=0)."""
+    out = []
+    for s, t in zip(source, target):
+        xs, xt = s.flatten(1), t.flatten(1)
+        lt, ls = (torch.linalg.cholesky(torch.cov(x, correction=0)) for x in (xt, xs))
+        a = lt @ torch.linalg.inv(ls)
+        out.append((a @ (xs - xs.mean(1, keepdim=True)) + xt.mean(1, keepdim=True)).reshape(s.shape))
+    return torch.stack(out)
+
+
+def _student_perceptual(x_feats, y_feats):
+    total = 0
+    for name, x in x_feats.items():
+        cos = F.cosine_similarity(x, y_feats[name].expand_as(x), dim=1, eps=0)  # |x^ - y^|^2 = 2 - 2 cos
+        total = total + (2 - 2 * cos).mean(dim=(1, 2))
+    return total
+
+
+def _student_training_step(model, optimizer, batch, loss_fn):
+    for p in model.parameters():
+        p.grad = None
+    terms = loss_fn(model(batch), batch)
+    terms["total"].backward()
+    optimizer.step()
+    return terms
+
+
 def _student_yiq(img: torch.Tensor) -> torch.Tensor:
     r, g, b = img.unbind(1)
     y = 0.299 * r + 0.587 * g + 0.114 * b
@@ -75,11 +112,39 @@ def _student_yiq(img: torch.Tensor) -> torch.Tensor:
         (checks.check_gram_matrix, _student_gram),
         (checks.check_ssim, _student_ssim),
         (checks.check_rgb_to_yiq, _student_yiq),
-        (checks.check_content_loss, lambda x, p: float(((x - p) ** 2).sum() / 2)),  # a float is fine
+        (checks.check_content_loss, lambda x, p: 0.5 * torch.sum((x - p) ** 2)),
+        (checks.check_shifted_gram, _student_shifted_gram),
+        (checks.check_chained_gram, _student_chained_gram),
+        (checks.check_cholesky_transfer, _student_cholesky),
+        (checks.check_perceptual_distance, _student_perceptual),
+        (checks.check_training_step, _student_training_step),
     ],
 )
 def test_independent_solutions_pass(check, solution):
     assert check(solution).passed
+
+
+def _forgets_zero_grad(model, optimizer, batch, loss_fn):
+    terms = loss_fn(model(batch), batch)
+    terms["total"].backward()
+    optimizer.step()
+    return terms
+
+
+def _forgets_the_step(model, optimizer, batch, loss_fn):
+    optimizer.zero_grad()
+    terms = loss_fn(model(batch), batch)
+    terms["total"].backward()
+    return terms
+
+
+def _nearest_chained_gram(feat_a, feat_b):
+    up = F.interpolate(feat_b, size=feat_a.shape[-2:], mode="nearest")
+    return feat_a.flatten(2) @ up.flatten(2).transpose(1, 2)
+
+
+def _perceptual_without_unit_vectors(x_feats, y_feats):
+    return sum(((x - y_feats[k]) ** 2).sum(dim=1).mean(dim=(1, 2)) for k, x in x_feats.items())
 
 
 def _flat(feat: torch.Tensor) -> torch.Tensor:
@@ -98,6 +163,7 @@ def _nan_gram(feat: torch.Tensor) -> torch.Tensor:
 
 SHAPE_FAIL = "FAIL — returned shape"
 MISMATCH = "FAIL (tolerance 1e-06"
+NO_GRADIENT = "FAIL — the values are right, but your result carries no gradient"
 
 
 @pytest.mark.parametrize(
@@ -111,6 +177,19 @@ MISMATCH = "FAIL (tolerance 1e-06"
             f"{SHAPE_FAIL} (3, 3) for input (1, 3, 4, 5); expected (1, 3, 3)",
         ),
         (checks.check_content_loss, lambda x, p: ((x - p) ** 2).sum(), MISMATCH),
+        (checks.check_content_loss, lambda x, p: float(((x - p) ** 2).sum().detach() / 2), NO_GRADIENT),
+        (checks.check_gram_matrix, lambda f: losses.gram_matrix(f).detach(), NO_GRADIENT),
+        (checks.check_shifted_gram, lambda f, s: losses.gram_matrix(f) + s, MISMATCH),  # shifts G, not F
+        (checks.check_shifted_gram, lambda f, s: losses.gram_matrix(f + s, "hw"), MISMATCH),
+        (checks.check_chained_gram, _nearest_chained_gram, MISMATCH),
+        (checks.check_chained_gram, lambda a, b: losses.chained_gram(a, b, "hw"), MISMATCH),
+        (checks.check_cholesky_transfer, lambda s, t: color.match_color_histogram(s, t, "sym", clamp=False), MISMATCH),
+        (checks.check_cholesky_transfer, lambda s, t: checks.cholesky_transfer(t, s), SHAPE_FAIL),  # roles swapped
+        (checks.check_perceptual_distance, _perceptual_without_unit_vectors, MISMATCH),
+        (checks.check_perceptual_distance, lambda x, y: losses.perceptual_distance(x, y).sum(), SHAPE_FAIL),
+        (checks.check_training_step, _forgets_zero_grad, "parameter updates 2.0e+00; 2 steps) — FAIL"),
+        (checks.check_training_step, _forgets_the_step, "parameter updates 1.0e+00; 2 steps) — FAIL"),
+        (checks.check_training_step, lambda m, o, b, f: f(m(b), b)["total"].item(), "FAIL — expected the loss terms"),
         (checks.check_tv_loss, lambda img: losses.tv_loss(img, "l2"), MISMATCH),
         (checks.check_tv_loss, lambda img: losses.tv_loss(img, "l1", reduction="mean"), MISMATCH),
         (
@@ -150,3 +229,120 @@ def test_not_implemented(capsys):
     assert not result.passed and result.max_rel_error is None
     assert result.message == "tv_loss: not implemented yet (your function raised NotImplementedError)"
     assert "Traceback" not in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- solutions that travel
+
+
+def my_gram(feat):
+    """A student's Gram, with a helper import the saved file must provide (torch)."""
+    f = feat.flatten(2)
+    return torch.bmm(f, f.transpose(1, 2))
+
+
+def my_wrong_gram(feat):
+    return losses.gram_matrix(feat, "hw")
+
+
+@pytest.fixture
+def solutions(tmp_path, monkeypatch):
+    monkeypatch.setenv("NSTLAB_SOLUTIONS", str(tmp_path / "my_solutions"))
+    return tmp_path / "my_solutions"
+
+
+def test_a_passing_solution_is_saved_and_loaded_back(solutions, capsys):
+    path = checks.save_solution(my_gram, "gram_matrix")
+    assert path == solutions / "gram_matrix.py" and path.is_file()
+    text = path.read_text()
+    assert "def my_gram(feat):" in text and "solution = my_gram" in text and "notebook 03" in text
+    capsys.readouterr()
+    loaded = checks.load_solution("gram_matrix")
+    assert loaded is not losses.gram_matrix and loaded.__name__ == "my_gram"
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("gram_matrix: max relative error") and out[0].endswith("— PASS")
+    assert out[1] == f"gram_matrix: using your my_gram from {path} (notebook 03)"
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    assert torch.allclose(loaded(x), losses.gram_matrix(x))
+
+
+def test_a_failing_solution_is_not_saved(solutions, capsys):
+    assert checks.save_solution(my_wrong_gram, "gram_matrix") is None
+    assert not (solutions / "gram_matrix.py").exists()
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == ("gram_matrix: not saved — it does not pass its check yet; until it does, later notebooks use "
+                    "the package's nstlab.losses.gram_matrix")
+
+
+def test_a_lambda_is_not_saved(solutions, capsys):
+    assert checks.save_solution(lambda f: losses.gram_matrix(f), "gram_matrix") is None
+    assert "cannot be read (a lambda; write it with def)" in capsys.readouterr().out
+
+
+def test_loading_falls_back_to_the_reference_and_says_why(solutions, capsys):
+    assert checks.load_solution("tv_loss") is losses.tv_loss  # nothing saved
+    out = capsys.readouterr().out
+    assert "tv_loss: no saved solution" in out and "notebook 05's exercise" in out
+    assert out.strip().endswith("using the package's nstlab.losses.tv_loss")
+    solutions.mkdir()
+    (solutions / "tv_loss.py").write_text("def broken(img):\n    return img.sum(\n")  # a syntax error
+    assert checks.load_solution("tv_loss") is losses.tv_loss
+    assert "cannot be loaded (SyntaxError" in capsys.readouterr().out
+    (solutions / "tv_loss.py").write_text("def wrong(img):\n    return img.sum()\n\nsolution = wrong\n")
+    assert checks.load_solution("tv_loss") is losses.tv_loss
+    out = capsys.readouterr().out.splitlines()
+    assert "FAIL" in out[0]
+    assert out[1] == "tv_loss: your saved function does not pass its check — using the package's nstlab.losses.tv_loss"
+
+
+def test_unknown_exercise_names_are_refused():
+    with pytest.raises(ValueError, match="no exercise named 'gram'"):
+        checks.load_solution("gram")
+
+
+def test_solution_or_reference(capsys):
+    assert checks.solution_or_reference(my_gram, "gram_matrix") is my_gram
+    assert capsys.readouterr().out.splitlines()[-1] == "gram_matrix: using your my_gram"
+    assert checks.solution_or_reference(my_wrong_gram, "gram_matrix") is losses.gram_matrix
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "gram_matrix: nstlab.losses.gram_matrix stands in for yours until it passes")
+
+
+def test_run_yours_or_reference(capsys):
+    def mine(x):
+        raise NotImplementedError
+
+    def reference(x):
+        return 2 * x
+
+    assert checks.run_yours_or_reference(mine, reference, 3) == 6
+    assert "your mine is not written yet: running the reference solution" in capsys.readouterr().out
+    assert checks.run_yours_or_reference(lambda x: x + 1, reference, 3) == 4
+
+    def buggy(x):
+        raise KeyError("mine")
+
+    with pytest.raises(KeyError):  # a real error of yours is yours to see
+        checks.run_yours_or_reference(buggy, reference, 3)
+
+
+# ----------------------------------------------------------------------------- show_source
+
+
+def test_show_source_shows_the_textbook_highlighted():
+    shown = checks.show_source(losses.gram_matrix)
+    assert shown.name == "nstlab.losses.gram_matrix" and shown.path == "nstlab/losses.py"
+    assert shown.code.startswith("def gram_matrix(") and "gram = f @ f.transpose(1, 2)" in shown.code
+    lines = (checks.Path(losses.__file__).read_text().splitlines())
+    assert lines[shown.line - 1].startswith("def gram_matrix(")
+    html = shown._repr_html_()
+    assert "nstlab.losses.gram_matrix" in html and "<span" in html and "style=" in html  # inline colours
+    assert str(shown).startswith("# nstlab.losses.gram_matrix — nstlab/losses.py, line")
+    from nstlab import experiments
+    assert checks.show_source(experiments.gatys_loop).name == "nstlab.experiments.gatys_loop"
+
+
+def test_show_source_refuses_the_engine_kernels():
+    from nstlab import _kernels
+
+    with pytest.raises(ValueError, match="engine's fast paths"):
+        checks.show_source(_kernels.gram)

@@ -56,6 +56,14 @@ def test_several_styles_with_blend_weights(tmp_path) -> None:
     assert settings["style_weights"] == [0.75, 0.25] and settings["preserve_color"] == "luminance"
 
 
+def test_content_loss_flag(tmp_path) -> None:
+    out = tmp_path / "lpips.png"
+    argv = ["stylize", "chelsea_cat", "van_gogh_harvest", "-o", str(out), "--size", "48", "--steps", "2"]
+    assert main(argv + ["--content-loss", "lpips", "--no-progress"]) == 0
+    settings = json.loads(out.with_suffix(".json").read_text())["settings"]
+    assert settings["content_loss"] == "lpips" and settings["content_layers"][-1] == "relu5_4"
+
+
 def test_normalized_vgg_flag(tmp_path) -> None:
     out = tmp_path / "normalized.png"
     argv = ["stylize", "chelsea_cat", "van_gogh_harvest", "-o", str(out), "--size", "48", "--steps", "2"]

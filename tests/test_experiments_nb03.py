@@ -10,6 +10,7 @@ import torch
 
 from figure_checks import data_under_legends, footer, image_axes
 from nstlab import experiments as ex
+from nstlab import losses
 from nstlab.images import resize, sample_image
 from nstlab.plotting import MAX_FIGURE_WIDTH
 from nstlab.vgg import GATYS_STYLE_LAYERS, VGGFeatures
@@ -89,3 +90,24 @@ def test_texture_synthesis_figure_and_default_layer_sets():
     assert panels[1].get_title().startswith("relu1_1 + relu2_1")
     with pytest.raises(ValueError, match="at least one"):
         ex.visualize_texture_synthesis("van_gogh_harvest", [], steps=1, size=32, weights=W)
+
+
+def test_a_texture_from_your_gram_is_notebook_04s_loop_with_the_style_term_alone():
+    calls = []
+
+    def my_gram(feat):
+        calls.append(tuple(feat.shape))
+        f = feat.flatten(2)
+        return torch.einsum("ncm,ndm->ncd", f, f)
+
+    image, history, weights = ex.synthesize_texture(my_gram, "van_gogh_harvest", ["relu1_1", "relu2_1"], size=32,
+                                                    steps=4, weights=W)
+    assert weights == "random" and len(history) == 4 and history[-1] < history[0]
+    assert image.shape[-2:] == resize(sample_image("van_gogh_harvest"), 32).shape[-2:]
+    assert len(calls) == 2 + 2 * 4  # the targets once, then two layers per step
+    _, reference, _ = ex.synthesize_texture(losses.gram_matrix, "van_gogh_harvest", ["relu1_1", "relu2_1"], size=32,
+                                            steps=4, weights=W)
+    assert history == pytest.approx(reference, rel=1e-4)
+    fig = ex.visualize_texture_with(my_gram, "van_gogh_harvest", size=32, steps=2, weights=W)
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["style image", "your Gram's texture"]
+    assert "my_gram" in fig.axes[2].get_title() and "RANDOM" in fig.get_supxlabel()

@@ -121,3 +121,82 @@ def test_normalization_factor_table_matches_the_normalized_network():
     ratios = plain.amax(dim=(2, 3)) / normalized.amax(dim=(2, 3))  # the divisor of each conv1_1 channel
     assert float(1 / ratios.min()) == pytest.approx(table.rows[0]["largest factor used"], rel=1e-4)
     assert float(ratios.median()) == pytest.approx(table.rows[0]["median m"], rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- the algorithm, written out
+
+
+def _own_loop_setup(sweep_images):
+    content, style = sweep_images
+    vgg = VGGFeatures([ex.GATYS_CONTENT_LAYER, *nstlab.vgg.GATYS_STYLE_LAYERS], weights="random")
+    P, A = ex.gatys_targets(vgg, content, nstlab.resize(style, max(content.shape[-2:])))
+    return content, style, vgg, P, A
+
+
+def test_the_written_out_loop_follows_stylize(sweep_images):
+    """Notebook 04's own loop (the reference solution) and stylize's gatys preset: the same objective (the first
+    step, the same image, agrees to rounding) and the same optimiser (the curves stay within LOOP_TOLERANCE, 2 %,
+    over 20 steps: L-BFGS amplifies the ~1e-7 rounding differences of the engine's layout and Gram kernels)."""
+    content, style, vgg, P, A = _own_loop_setup(sweep_images)
+    image, history = ex.gatys_loop(content, vgg, P, A, steps=20)
+    result = nstlab.stylize(content, style, size=64, steps=20, precision="fp32", seed=0, progress=False)
+    agreement = ex.loop_agreement(history, result.history["total"])
+    assert agreement["steps"] == 20 and agreement["first step"] <= ex.FIRST_STEP_TOLERANCE
+    assert agreement["largest"] <= ex.LOOP_TOLERANCE
+    assert image.shape == result.image.shape and float((image - result.image).abs().mean()) < 0.02
+    _, no_tv = ex.gatys_loop(content, vgg, P, A, steps=5, gamma=0.0)  # another objective: far off at once
+    assert ex.loop_agreement(no_tv, result.history["total"])["first step"] > 100 * ex.FIRST_STEP_TOLERANCE
+    _, again = ex.gatys_loop(content, vgg, P, A, steps=20, alpha=1.0, beta=1.0, gamma=3.0)
+    assert again == history  # deterministic
+
+
+def test_the_loop_takes_your_functions(sweep_images):
+    content, _, vgg, P, A = _own_loop_setup(sweep_images)
+    calls = []
+
+    def my_gram(feat):
+        calls.append(feat.shape)
+        f = feat.flatten(2)
+        return f @ f.transpose(1, 2)
+
+    _, mine = ex.gatys_loop(content, vgg, P, A, steps=2, gram_matrix=my_gram)
+    _, reference = ex.gatys_loop(content, vgg, P, A, steps=2)
+    assert len(calls) == 2 * 5 and mine == pytest.approx(reference, rel=1e-5)
+
+
+def test_plot_loop_vs_stylize_titles_the_agreement(sweep_images):
+    content, style = sweep_images
+    result = nstlab.stylize(content, style, size=64, steps=3, precision="fp32", progress=False)
+    fig = ex.plot_loop_vs_stylize([v * 1.001 for v in result.history["total"]], result)
+    left, right = fig.axes
+    assert "1.0e-03 at most over 3 steps" in right.get_title()
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["stylize (fp32)", "your loop"]
+    assert "RANDOM" in fig.get_supxlabel()
+
+
+def test_cumulative_style_grid_has_a_row_per_layer_set_and_a_column_per_weight(sweep_images):
+    c, s = sweep_images
+    sets = dict(list(ex.CUMULATIVE_STYLE_LAYERS.items())[:2])
+    assert list(ex.CUMULATIVE_STYLE_LAYERS.values())[-1] == nstlab.vgg.GATYS_STYLE_LAYERS
+    results = ex.cumulative_style_runs(c, s, sets, (0.1, 10.0), size=SIZE, steps=1)
+    two = "conv1_1 + conv2_1"
+    assert list(results) == [("conv1_1", 0.1), ("conv1_1", 10.0), (two, 0.1), (two, 10.0)]
+    assert results[(two, 10.0)].settings["style_layers"] == ["relu1_1", "relu2_1"]
+    fig = ex.plot_cumulative_style_grid(results)
+    assert len(fig.axes) == 4 and [ax.get_title() for ax in fig.axes[:2]] == ["α/β = 1e+01", "α/β = 1e-01"]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["conv1_1"]
+
+
+def test_raw_weights_run_and_their_scales(sweep_images):
+    c, s = sweep_images
+    runs = ex.raw_weight_runs(c, s, size=SIZE, steps=2)
+    raw, normalised = runs.values()
+    assert raw.settings["normalize_losses"] is False and raw.settings["content_weight"] == ex.SURVEY_ALPHA
+    assert raw.settings["tv_weight"] == 0.0 and normalised.settings["normalize_losses"] is True
+    rows = ex.raw_scale_rows(c, s, sizes=(32, 64))
+    small, large = rows
+    assert large["N·M at relu4_2"] == 4 * small["N·M at relu4_2"] == 512 * 4 * 8
+    assert large["survey's α in nstlab's raw loss"] == pytest.approx(ex.SURVEY_ALPHA / large["N·M at relu4_2"])
+    # the raw content loss grows with the number of positions, the raw style loss does not: α's meaning moves
+    assert large["raw content of the style image"] > 2 * small["raw content of the style image"]
+    assert large["α × content / style"] > 2 * small["α × content / style"]

@@ -152,3 +152,21 @@ def test_ssim_vs_gatys_keeps_each_presets_style_weight_unless_given(monkeypatch)
     experiments.visualize_ssim_vs_gatys(CONTENT, STYLE, size=32, steps=1)
     experiments.visualize_ssim_vs_gatys(CONTENT, STYLE, size=32, steps=1, style_weight=3.0)
     assert seen == [{}, {"style_weight": 3.0}]
+
+
+def test_ssim_reweighting_takes_your_ssim():
+    calls = []
+
+    def my_ssim(x, y):
+        calls.append(x.shape)
+        return ssim(x, y)
+
+    mine = experiments.ssim_reweighting_rows(CONTENT, STYLE, ["relu1_1", "relu2_1"], size=32, ssim_fn=my_ssim)
+    package = experiments.ssim_reweighting_rows(CONTENT, STYLE, ["relu1_1", "relu2_1"], size=32)
+    assert len(calls) == 2 and calls[0] == (1, 1, 64, 64)  # each Gram as a one-channel image
+    assert [r["factor"] for r in mine] == pytest.approx([r["factor"] for r in package], rel=1e-12)
+    def zero(x, y):
+        return 0 * ssim(x, y)
+
+    halved = experiments.ssim_reweighting_rows(CONTENT, STYLE, ["relu1_1"], size=32, ssim_fn=zero)
+    assert halved[0]["factor"] == pytest.approx(0.5)  # SSIM 0: the factor of unrelated Grams

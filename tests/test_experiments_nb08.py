@@ -70,3 +70,30 @@ def test_visualize_color_preservation_runs_three_modes():
     for name in experiments.COLOR_VARIANTS:
         assert name in titles
     assert titles.count("colour W2 to content") == 3
+
+
+def test_luminance_transfer_from_your_functions_is_stylizes_luminance_mode():
+    calls = []
+
+    def my_yiq(img):
+        calls.append("yiq")
+        return color.rgb_to_yiq(img)
+
+    mine = experiments.luminance_transfer_with(my_yiq, color.recombine_luminance, size=32, steps=2, weights="random")
+    variant = {"l": {"preserve_color": "luminance"}}
+    package = experiments.run_variants("eilean_donan_castle", "van_gogh_night_cafe", variant, 32, 2, 0, "random")["l"]
+    assert calls == ["yiq", "yiq"] and torch.equal(mine.image, package.image)
+    assert torch.equal(mine.best_image, package.best_image)
+    fig = experiments.visualize_color_preservation(size=32, steps=2, weights="random", rgb_to_yiq=my_yiq,
+                                                   recombine=color.recombine_luminance)
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes[2:5]] == list(experiments.COLOR_VARIANTS)
+
+
+def test_histogram_matching_figure_takes_your_cholesky():
+    from nstlab import checks
+
+    fig = experiments.visualize_histogram_matching(size=32, cholesky=checks.cholesky_transfer)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[2].startswith("style recoloured: your cholesky") and titles[3].startswith("style recoloured: pca")
+    package = [ax.get_title() for ax in experiments.visualize_histogram_matching(size=32).axes]
+    assert package[2].split("W2")[1] == titles[2].split("W2")[1]  # the same recolouring

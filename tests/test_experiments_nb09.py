@@ -53,3 +53,25 @@ def test_visualize_evaluation_shows_images_losses_and_a_table():
     assert len(fig.axes) == 3 + 1 + 1
     assert fig.axes[3].get_title() == "the run's own loss terms"
     assert fig.axes[2].get_title() == f"gatys, style weight {PRESETS['gatys']['style_weight']:g}"  # the preset's
+
+
+def test_single_layer_style_runs_are_texture_syntheses():
+    (result,) = experiments.single_layer_style_runs(CONTENT, STYLE, ["relu1_1"], size=32, steps=1).values()
+    assert result.settings["tv_weight"] == 0.0 and result.settings["content_weight"] == 0.0
+
+
+def test_lpips_content_runs_compare_the_two_content_losses():
+    runs = experiments.lpips_content_runs(CONTENT, STYLE, size=32, steps=2)
+    assert list(runs) == list(experiments.LPIPS_CONTENT_VARIANTS)
+    l2, lpips, lower = runs.values()
+    assert l2.settings["content_loss"] == "l2" and l2.settings["content_layers"] == ["relu4_2"]
+    assert lpips.settings["content_loss"] == "lpips" and lpips.settings["content_layers"][-1] == "relu5_4"
+    assert lower.settings["content_weight"] == 0.1
+    assert l2.settings["style_layers"] == lpips.settings["style_layers"]  # Gatys' style loss kept
+    rows = experiments.evaluate_results(runs, CONTENT, STYLE)
+    assert all(r["style loss"] > 0 and r["content loss"] > 0 for r in rows)
+
+
+def test_visualize_evaluation_takes_the_content_loss():
+    fig = experiments.visualize_evaluation(CONTENT, STYLE, "gatys", size=32, steps=1, content_loss="lpips")
+    assert fig.axes[2].get_title().endswith(", LPIPS-form content loss")

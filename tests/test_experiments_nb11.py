@@ -42,3 +42,27 @@ def test_plot_training_draws_the_outputs_it_is_given_and_the_style_at_their_size
     fig = experiments.plot_training(result, {"any title": outputs["coffee"]})
     assert [ax.get_title() for ax in fig.axes] == ["any title", f"style: {STYLE}", "training (1 steps)"]
     assert max(fig.axes[1].get_images()[0].get_array().shape[:2]) == 36  # the style as large as the outputs
+
+
+def test_one_training_step_written_out_follows_train_fast():
+    """Notebook 11's own step (the reference solution) reproduces train_fast's steps: the same network, batches,
+    optimiser and loss in float32 give the same losses (bit for bit on CPU; the test allows 1e-6)."""
+    layers = {k: TINY[k] for k in ("content_layers", "style_layers")}
+    network = {k: TINY[k] for k in ("channels", "n_residual")}
+    mine = experiments.own_training_run(experiments.training_step, STYLE, steps=3, size=TINY["size"],
+                                        batch_size=TINY["batch_size"], weights="random", **network, **layers)
+    reference = fast.train_fast(STYLE, steps=3, precision="fp32", **TINY)
+    assert mine == pytest.approx(reference.history["total"], rel=1e-6)
+    assert mine[-1] < mine[0]
+
+
+def test_survey_methods_put_every_method_side_by_side():
+    net = fast.TransformerNet(channels=4, n_residual=1)
+    methods = experiments.survey_methods(net, "coffee", STYLE, size=32, steps=1, weights="random")
+    assert list(methods) == [*experiments.SURVEY_FIG10_VARIANTS, "feed-forward network"]
+    assert methods["colour preserved (luminance)"].settings["preserve_color"] == "luminance"
+    assert methods["feed-forward network"].shape == methods["Gatys et al."].image.shape
+    fig = experiments.plot_survey_methods("coffee", STYLE, methods)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["content", "style", *methods]
+    assert "RANDOM" in fig.texts[-1].get_text() or "RANDOM" in fig.get_supxlabel()

@@ -61,7 +61,7 @@ def test_every_notebook_from_02_has_a_widget(path):
     assert "widgets." in source
 
 
-@pytest.mark.parametrize("stem", ["02", "03", "05", "07", "08"])
+@pytest.mark.parametrize("stem", ["02", "03", "05", "06", "07", "08", "09", "11"])
 def test_exercise_notebooks_have_checks(stem):
     (path,) = [p for p in NOTEBOOKS if p.stem.startswith(stem)]
     source = "\n".join(c.source for c in _load(path).cells if c.cell_type == "code")
@@ -71,3 +71,32 @@ def test_exercise_notebooks_have_checks(stem):
 def test_some_cells_are_checked_by_nbval():
     checked = sum(is_checked(c) for p in NOTEBOOKS for c in _load(p).cells)
     assert checked >= 5
+
+
+@pytest.mark.parametrize("stem, name", [("02", "content_loss"), ("03", "gram_matrix"), ("05", "tv_loss")])
+def test_the_functions_of_notebook_04_are_saved_where_they_are_written(stem, name):
+    (path,) = [p for p in NOTEBOOKS if p.stem.startswith(stem)]
+    source = "\n".join(c.source for c in _load(path).cells if c.cell_type == "code")
+    assert f'checks.save_solution(my_{name}, "{name}")' in source
+    (nb04,) = [p for p in NOTEBOOKS if p.stem.startswith("04")]
+    assert f'checks.load_solution("{name}")' in "\n".join(c.source for c in _load(nb04).cells)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    kept = "".join(ch for ch in heading.strip().lower() if ch.isalnum() or ch in " -_")
+    return kept.replace(" ", "-")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_ends_with_questions_answered_for_teachers(path):
+    cells = [c for c in _load(path).cells if c.cell_type == "markdown"]
+    questions = [c for c in cells if c.source.startswith("## Questions to think about")]
+    assert len(questions) == 1, "one 'Questions to think about' cell"
+    link = questions[0].source.split("../docs/answers.md#")[1].split(")")[0]
+    answers = (ROOT / "docs" / "answers.md").read_text()
+    anchors = {_anchor(line[3:]) for line in answers.splitlines() if line.startswith("## ")}
+    assert link in anchors, f"docs/answers.md has no section #{link}"
+    assert path.stem[:2] == link[:2]
+    if path.stem != "00_setup_and_images":  # notebook 00 ends with its references
+        assert cells[-1] is questions[0], "the questions close the notebook"

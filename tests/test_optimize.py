@@ -19,6 +19,7 @@ from nstlab.optimize import (
     Result,
     StepInfo,
     estimate_memory,
+    objective,
     stylize,
 )
 from nstlab.presets import DEFAULTS, OPTION_NAMES, PRESETS, resolve_options, scale_fractions
@@ -120,6 +121,23 @@ def test_first_step_losses_match_the_formulas(content, normalize) -> None:
     assert result.history["tv"][0] == pytest.approx(float(nstlab.losses.tv_loss(content, "l1", reduction="mean")))
     total = result.settings["style_weight"] * expected + result.settings["tv_weight"] * result.history["tv"][0]
     assert result.history["total"][0] == pytest.approx(total, rel=1e-4)
+
+
+def test_lpips_content_loss_is_the_perceptual_distance_to_the_content(content, style) -> None:
+    """Yuan & Huang's option: the content term is losses.perceptual_distance over LPIPS_LAYERS (unit weights),
+    the style term stays Gatys'; the LPIPS layers replace content_layers."""
+    opts = resolve_options(content_loss="lpips", content_layers=["relu4_2"])
+    assert opts["content_layers"] == nstlab.losses.LPIPS_LAYERS and resolve_options()["content_loss"] == "l2"
+    result = run(content, style, content_loss="lpips", steps=3, precision="fp32")
+    assert result.settings["content_loss"] == "lpips" and result.history["content"][0] == 0.0  # content init
+    vgg = VGGFeatures(nstlab.losses.LPIPS_LAYERS, weights="random")
+    with torch.no_grad():
+        expected = float(nstlab.losses.perceptual_distance(vgg(result.image), vgg(content)).sum())
+    terms = objective(result.image, content, style, content_loss="lpips")
+    assert expected > 0 and terms["content"] == pytest.approx(expected, rel=1e-4)
+    plain = objective(result.image, content, style)
+    assert terms["style"] == pytest.approx(plain["style"], rel=1e-5)  # the same style term
+    assert terms["content"] != pytest.approx(plain["content"], rel=0.1)
 
 
 # ----------------------------------------------------------------------------- optimisers, scales, seeds
@@ -332,6 +350,7 @@ def test_unknown_option_is_a_type_error_listing_valid_ones(content, style) -> No
         ({"preset": "picasso"}, "preset must be one of"),
         ({"optimizer": "sgd"}, r"optimizer must be one of \('lbfgs', 'adam'\)"),
         ({"preserve_color": "yes"}, "preserve_color must be one of"),
+        ({"content_loss": "l1"}, r"content_loss must be one of \('l2', 'lpips'\)"),
         ({"init": "zeros"}, "init must be one of"),
         ({"steps": 0}, "steps must be an int >= 1"),
         ({"steps": [3, 3]}, "steps has 2 entries but there are 1 scales"),

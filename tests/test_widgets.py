@@ -190,7 +190,7 @@ def test_panel_defaults_follow_the_engine():
     assert opts["size"] == expected["size"] == smoke_or(256, 64)
     assert opts["steps"] == expected["steps"][0]
     for name in ("preset", "content_weight", "style_weight", "tv_weight", "optimizer", "lr", "init", "seed",
-                 "activation_shift", "chained", "layer_weighting", "ssim_weighting", "preserve_color"):
+                 "activation_shift", "chained", "layer_weighting", "ssim_weighting", "preserve_color", "content_loss"):
         assert opts[name] == expected[name], name
     assert opts["scales"] == 1
     assert "RANDOM (untrained)" in panel.status.value
@@ -202,7 +202,7 @@ def test_panel_options_sit_in_one_grid_with_one_label_width():
     panel = widgets.StylePanel()
     grid = next(c for c in panel.widget.children if isinstance(c, ipywidgets.GridBox))
     assert panel.preset in grid.children and panel.seed in grid.children and panel.preserve_color in grid.children
-    assert len(grid.children) == 18
+    assert len(grid.children) == 19
     assert {c.style.description_width for c in grid.children} == {"100px"}
     assert all(c.indent for c in grid.children if isinstance(c, ipywidgets.Checkbox))  # the box after the label column
 
@@ -216,6 +216,7 @@ def test_panel_controls_map_to_options():
     assert widgets.StylePanel(preserve_color="histogram").preserve_color.value == "histogram"
     assert panel.precision.value == "auto" and panel.options()["precision"] == "auto"
     assert widgets.StylePanel(precision="fp32").options()["precision"] == "fp32"
+    assert panel.content_loss.value == "l2" and widgets.StylePanel(content_loss="lpips").content_loss.value == "lpips"
 
     panel.preset.value = "novak"  # the preset sets the method toggles and weights
     opts = panel.options()
@@ -229,7 +230,9 @@ def test_panel_controls_map_to_options():
     panel.scales.value = 2
     panel.seed.value = 7
     panel.content_weight.value = 0.1
+    panel.content_loss.value = "lpips"
     opts = panel.options()
+    assert opts["content_loss"] == "lpips"
     assert opts["tv_weight"] == 0.0 and opts["ssim_weighting"] is True
     assert opts["preserve_color"] == "luminance" and opts["activation_shift"] == 0.0
     assert (opts["scales"], opts["seed"], opts["content_weight"]) == (2, 7, 0.1)
@@ -291,6 +294,13 @@ def test_panel_hides_the_last_runs_picture_when_a_run_starts():
     panel.run()
     assert seen[0][:3] == (b"", "hidden", "hidden") and "running" in seen[0][3]
     assert panel.preview.layout.visibility == "visible" and bytes(panel.preview.value).startswith(b"\x89PNG")
+
+
+def test_panel_runs_the_lpips_content_loss():
+    panel = widgets.StylePanel(size=64, steps=2)
+    panel.content_loss.value = "lpips"
+    result = panel.run()
+    assert result.settings["content_loss"] == "lpips" and result.settings["content_layers"][0] == "relu1_2"
 
 
 def test_panel_stop_keeps_the_best_image():

@@ -8,14 +8,17 @@ its widgets call these, and so do the tests.
 - ``nb00_setup_and_images``: the weights banner, the environment, the bundled images, preprocessing;
 - ``nb01_vgg_features``: VGG19's layer table, receptive fields, what each depth keeps;
 - ``nb02_content_loss``: reconstructions from white noise through one layer at a time;
-- ``nb03_gram_matrices_and_style``: the style-loss conventions, texture synthesis;
-- ``nb04_gatys_style_transfer``: the α/β sweep, one design choice at a time, the normalised VGG19;
+- ``nb03_gram_matrices_and_style``: the style-loss conventions, texture synthesis (with the student's Gram too);
+- ``nb04_gatys_style_transfer``: the algorithm written out (``gatys_loop``), the α/β sweep, the style layers
+  taken cumulatively, the survey's raw α, one design choice at a time, the normalised VGG19;
 - ``nb05_total_variation``: TV of noisy and smooth images, TV denoising, the TV weight sweep;
 - ``nb06_improved_style_transfer``: Novak & Nikulin's four changes, alone and together;
 - ``nb07_ssim_weighted_style``: SSIM step by step, SSIM between Grams, the SSIM-weighted style loss;
-- ``nb08_color_preservation``: YIQ, luminance-only transfer, colour histogram matching;
-- ``nb09_evaluating_style_transfer``: Yuan & Huang's perceptual-distance experiments;
-- ``nb11_fast_style_transfer``: a trained feed-forward network and its speed.
+- ``nb08_color_preservation``: YIQ, luminance-only transfer (from the student's functions too), colour
+  histogram matching;
+- ``nb09_evaluating_style_transfer``: Yuan & Huang's perceptual-distance experiments, the LPIPS-form content loss;
+- ``nb11_fast_style_transfer``: one training step written out, a trained feed-forward network and its speed,
+  every method side by side (the survey's Fig. 10).
 
 Notebook 10, the playground, has no module here: its panel and compare grid are
 ``nstlab.widgets.StylePanel`` and ``nstlab.widgets.compare_widget``, which runs ``common.run_variants``.
@@ -47,11 +50,15 @@ from .nb02_content_loss import (
 )
 from .nb03_gram_matrices_and_style import (
     GRAM_CONVENTIONS, style_loss_conventions, gram_convention_table, size_dependence_table, texture_syntheses,
-    plot_texture_syntheses, visualize_texture_syntheses, visualize_texture_synthesis
+    plot_texture_syntheses, visualize_texture_syntheses, visualize_texture_synthesis, synthesize_texture,
+    visualize_texture_with
 )
 from .nb04_gatys_style_transfer import (
     GATYS_COMPARISONS, visualize_comparison, STYLE_WEIGHT_FACTORS, style_weight_sweep, visualize_style_weight_sweep,
-    layer_loss_scales, visualize_layer_scales, normalization_factor_table
+    layer_loss_scales, visualize_layer_scales, normalization_factor_table, GATYS_CONTENT_LAYER, gatys_targets,
+    gatys_loop, loop_agreement, LOOP_TOLERANCE, FIRST_STEP_TOLERANCE, plot_loop_vs_stylize, CUMULATIVE_STYLE_LAYERS,
+    CUMULATIVE_BETA_FACTORS, cumulative_style_runs, plot_cumulative_style_grid, visualize_cumulative_style_grid,
+    SURVEY_ALPHA, raw_weight_runs, raw_scale_rows
 )
 from .nb05_total_variation import (
     DENOISE_STEPS, tv_table, visualize_tv_noise, psnr, tv_denoise, visualize_tv_denoising, TV_WEIGHT_FACTORS,
@@ -68,14 +75,16 @@ from .nb07_ssim_weighted_style import (
 )
 from .nb08_color_preservation import (
     visualize_yiq_channels, visualize_luminance_matching, color_statistics, gaussian_color_distance,
-    histogram_matching_rows, visualize_histogram_matching, COLOR_VARIANTS, visualize_color_preservation
+    histogram_matching_rows, visualize_histogram_matching, COLOR_VARIANTS, visualize_color_preservation,
+    luminance_transfer_with
 )
 from .nb09_evaluating_style_transfer import (
     YUAN_HUANG_INTENSITY, intensity_rows, contrast_images, contrast_rows, single_layer_style_runs,
-    single_layer_content_runs, visualize_evaluation
+    single_layer_content_runs, LPIPS_CONTENT_VARIANTS, lpips_content_runs, visualize_evaluation
 )
 from .nb11_fast_style_transfer import (
-    stylize_test_images, plot_training, visualize_training, SpeedComparison, compare_speed
+    stylize_test_images, plot_training, visualize_training, SpeedComparison, compare_speed, training_step,
+    own_training_run, SURVEY_FIG10_VARIANTS, survey_methods, plot_survey_methods
 )
 
 __all__ = [
@@ -88,9 +97,13 @@ __all__ = [
     "layer_label", "content_reconstructions", "plot_content_reconstructions", "visualize_content_reconstructions",
     "visualize_content_reconstruction", "GRAM_CONVENTIONS", "style_loss_conventions", "gram_convention_table",
     "size_dependence_table", "texture_syntheses", "plot_texture_syntheses", "visualize_texture_syntheses",
-    "visualize_texture_synthesis", "GATYS_COMPARISONS", "visualize_comparison", "STYLE_WEIGHT_FACTORS",
-    "style_weight_sweep", "visualize_style_weight_sweep", "layer_loss_scales", "visualize_layer_scales",
-    "normalization_factor_table", "DENOISE_STEPS", "tv_table", "visualize_tv_noise", "psnr", "tv_denoise",
+    "visualize_texture_synthesis", "synthesize_texture", "visualize_texture_with", "GATYS_COMPARISONS",
+    "visualize_comparison", "STYLE_WEIGHT_FACTORS", "style_weight_sweep", "visualize_style_weight_sweep",
+    "layer_loss_scales", "visualize_layer_scales", "normalization_factor_table", "GATYS_CONTENT_LAYER",
+    "gatys_targets", "gatys_loop", "loop_agreement", "LOOP_TOLERANCE", "FIRST_STEP_TOLERANCE",
+    "plot_loop_vs_stylize", "CUMULATIVE_STYLE_LAYERS", "CUMULATIVE_BETA_FACTORS", "cumulative_style_runs",
+    "plot_cumulative_style_grid", "visualize_cumulative_style_grid", "SURVEY_ALPHA", "raw_weight_runs",
+    "raw_scale_rows", "DENOISE_STEPS", "tv_table", "visualize_tv_noise", "psnr", "tv_denoise",
     "visualize_tv_denoising", "TV_WEIGHT_FACTORS", "tv_weight_sweep", "visualize_tv_weight_sweep", "SCHEME_LABELS",
     "gram_sparsity", "gram_sparsity_table", "visualize_gram_shift", "visualize_layer_weights", "NOVAK_ABLATION",
     "variants_table", "novak_ablation", "visualize_novak_ablation", "visualize_novak_options", "ssim_components",
@@ -98,7 +111,9 @@ __all__ = [
     "visualize_gram_ssim", "ssim_reweighting_rows", "visualize_ssim_reweighting", "preset_differences",
     "SSIM_VARIANTS", "visualize_ssim_vs_gatys", "visualize_yiq_channels", "visualize_luminance_matching",
     "color_statistics", "gaussian_color_distance", "histogram_matching_rows", "visualize_histogram_matching",
-    "COLOR_VARIANTS", "visualize_color_preservation", "YUAN_HUANG_INTENSITY", "intensity_rows", "contrast_images",
-    "contrast_rows", "single_layer_style_runs", "single_layer_content_runs", "visualize_evaluation",
-    "stylize_test_images", "plot_training", "visualize_training", "SpeedComparison", "compare_speed",
+    "COLOR_VARIANTS", "visualize_color_preservation", "luminance_transfer_with", "YUAN_HUANG_INTENSITY",
+    "intensity_rows", "contrast_images", "contrast_rows", "single_layer_style_runs", "single_layer_content_runs",
+    "LPIPS_CONTENT_VARIANTS", "lpips_content_runs", "visualize_evaluation", "stylize_test_images", "plot_training",
+    "visualize_training", "SpeedComparison", "compare_speed", "training_step", "own_training_run",
+    "SURVEY_FIG10_VARIANTS", "survey_methods", "plot_survey_methods",
 ]

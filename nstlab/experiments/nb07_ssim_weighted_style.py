@@ -310,6 +310,7 @@ def ssim_reweighting_rows(
     size: int | None = None,
     weights: str | None = "auto",
     image: Any = None,
+    ssim_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = ssim,
 ) -> list[dict[str, Any]]:
     """How the factor (1 - SSIM)/2 reweights the style layers, at one image x.
 
@@ -320,6 +321,8 @@ def ssim_reweighting_rows(
     Inputs:
     - content, style: images at long side ``size``; image: x (default: the content image, where
       the optimisation starts with init="content"), resized to the content's H, W.
+    - ssim_fn(x, y) -> (N,): the SSIM to build the factor with (yours from the notebook's exercise, or
+      ``nstlab.ssim.ssim``), applied as :func:`nstlab.losses.ssim_gram_factor` applies it.
     Returns:
     - one dict per layer: "layer", "E_l", "factor", "share plain", "share SSIM".
     """
@@ -331,10 +334,8 @@ def ssim_reweighting_rows(
         fx = vgg(x.to(vgg.device))
         fs = vgg(_image(style, size).to(vgg.device))
         terms = {l: normalized_style_term(fx[l], fs[l]) for l in layers}
-        factors = {
-            l: float(losses.ssim_gram_factor(losses.gram_matrix(fx[l], "hw"), losses.gram_matrix(fs[l], "hw")))
-            for l in layers
-        }
+        factors = {l: _ssim_factor(losses.gram_matrix(fx[l], "hw"), losses.gram_matrix(fs[l], "hw"), ssim_fn)
+                   for l in layers}
     plain_total = sum(terms.values())
     ssim_total = sum(terms[l] * factors[l] for l in layers)
     return [
@@ -349,19 +350,28 @@ def ssim_reweighting_rows(
     ]
 
 
+def _ssim_factor(gram: torch.Tensor, target: torch.Tensor, ssim_fn: Callable[..., torch.Tensor]) -> float:
+    """(1 - ssim_fn(G~, A~)) / 2 of one image's Gram against the target's, both scaled by the target's range
+    (as :func:`nstlab.losses.ssim_gram_factor`, with any SSIM of the check's signature)."""
+    g, a = losses.gram_to_unit_range(gram, target)
+    return float((1 - ssim_fn(g.unsqueeze(1), a.expand_as(g).unsqueeze(1))) / 2)
+
+
 def visualize_ssim_reweighting(
     content: Any = "chelsea_cat",
     style: Any = "van_gogh_church_at_auvers",
     size: int | None = None,
     weights: str | None = "auto",
+    ssim_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = ssim,
 ) -> Figure:
     """Bar charts: each Gatys style layer's factor (1 - SSIM)/2, and its share of the style loss
-    with and without the factor, at the start of the optimisation (x = content).
+    with and without the factor, at the start of the optimisation (x = content); ``ssim_fn`` as in
+    :func:`ssim_reweighting_rows`.
 
     Returns:
     - the Figure: 2 axes.
     """
-    rows = ssim_reweighting_rows(content, style, GATYS_STYLE_LAYERS, size, weights)
+    rows = ssim_reweighting_rows(content, style, GATYS_STYLE_LAYERS, size, weights, ssim_fn=ssim_fn)
     x = np.arange(len(rows))
     names = [r["layer"] for r in rows]
     fig = Figure(figsize=(10, 3.4), layout="constrained")

@@ -1,10 +1,13 @@
 """Notebook 08, colour preservation — faces layer: YIQ channels, luminance matching, colour histogram
-matching and its Gaussian (W2) colour distance, and stylize's three ``preserve_color`` settings.
+matching and its Gaussian (W2) colour distance, and stylize's three ``preserve_color`` settings — the
+luminance-only one built from the student's own YIQ and recombination if given (:func:`luminance_transfer_with`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -13,7 +16,19 @@ from matplotlib.figure import Figure
 from nstlab import color
 from nstlab.plotting import MAX_FIGURE_WIDTH, draw_image, image_array
 
-from .common import _given, _image, course_size, course_steps, metric_titles, plot_runs, run_variants
+from nstlab.optimize import Result
+from nstlab.settings import is_smoke
+
+from .common import (
+    _given,
+    _image,
+    course_size,
+    course_steps,
+    metric_titles,
+    plot_runs,
+    run_variants,
+    stylize_variant,
+)
 
 
 def visualize_yiq_channels(image: Any = "eilean_donan_castle", size: int | None = None) -> Figure:
@@ -145,8 +160,10 @@ def visualize_histogram_matching(
     style: Any = "van_gogh_night_cafe",
     size: int | None = None,
     clamp: bool = True,
+    cholesky: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> Figure:
-    """The style image recoloured to the content's palette by each mode, with RGB histograms.
+    """The style image recoloured to the content's palette by each mode, with RGB histograms; ``cholesky``
+    (source, target) -> recoloured source, e.g. yours from the exercise, makes the "cholesky" panel (in float64).
 
     Returns:
     - the Figure: 5 image axes (content, style, then the "cholesky", "pca" and "sym" recolourings)
@@ -156,6 +173,10 @@ def visualize_histogram_matching(
     content_img, style_img = _image(content, size), _image(style, size)
     images = {"content (target palette)": content_img, "style (source)": style_img}
     for mode in color.COLOR_MODES:
+        if mode == "cholesky" and cholesky is not None:
+            recoloured = cholesky(style_img.double(), content_img.double()).float()
+            images["style recoloured: your cholesky"] = recoloured.clamp(0, 1) if clamp else recoloured
+            continue
         recoloured = color.match_color_histogram(style_img, content_img, mode=mode, clamp=clamp)
         images[f"style recoloured: {mode}"] = recoloured
     fig = Figure(figsize=(MAX_FIGURE_WIDTH, 5.4), layout="constrained")
@@ -190,18 +211,27 @@ def visualize_color_preservation(
     seed: int = 0,
     weights: str | None = "auto",
     preset: str = "gatys",
+    rgb_to_yiq: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    recombine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> Figure:
     """Plain transfer, luminance-only transfer and histogram-matched transfer, same images and seed.
 
     Under each result: the colour distance (:func:`gaussian_color_distance`) to the content's
-    palette and to the style's. ``style_weight`` None: the preset's.
+    palette and to the style's. ``style_weight`` None: the preset's. With ``rgb_to_yiq`` and ``recombine``
+    (yours from the exercise), the luminance-only result is :func:`luminance_transfer_with` them.
 
     Returns:
     - the Figure of :func:`plot_runs` (2 inputs + 3 results, 2 loss plots).
     """
     size = course_size(size)
-    results = run_variants(content, style, COLOR_VARIANTS, size, course_steps(steps), seed, weights, preset=preset,
-                           **_given(style_weight=style_weight))
+    common = {"preset": preset, **_given(style_weight=style_weight)}
+    variants = dict(COLOR_VARIANTS)
+    if rgb_to_yiq is not None and recombine is not None:
+        del variants["luminance only"]
+    results = run_variants(content, style, variants, size, course_steps(steps), seed, weights, **common)
+    if rgb_to_yiq is not None and recombine is not None:
+        mine = luminance_transfer_with(rgb_to_yiq, recombine, content, style, size, steps, seed, weights, **common)
+        results = {name: results.get(name, mine) for name in COLOR_VARIANTS}
     content_img, style_img = _image(content, size), _image(style, size)
     rows = [
         {
@@ -213,3 +243,33 @@ def visualize_color_preservation(
     ]
     titles = metric_titles(rows, show=("colour W2 to content", "to style"))
     return plot_runs(results, ("content", "style"), {"content": content_img, "style": style_img}, titles)
+
+
+def luminance_transfer_with(
+    rgb_to_yiq: Callable[[torch.Tensor], torch.Tensor],
+    recombine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    content: Any = "eilean_donan_castle",
+    style: Any = "van_gogh_night_cafe",
+    size: int | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    weights: str | None = "auto",
+    **options: Any,
+) -> Result:
+    """Luminance-only transfer built from *your* functions, step by step as ``preserve_color="luminance"`` does it.
+
+    The luminances Y = rgb_to_yiq(image)[:, :1] of the content (long side ``size``) and of the style (as given;
+    ``stylize`` resizes it), the style's matched to the content's mean and spread; ordinary style transfer on the
+    two grey images (:func:`stylize_variant`, ``options`` as ``stylize``'s); then recombine(stylised, content):
+    the stylised Y with the content's I and Q.
+    Returns: the transfer's Result, its ``image`` and ``best_image`` replaced by the recombined RGB images.
+    """
+    size = course_size(size)
+    content_img, style_img = _image(content, size), _image(style)
+    yc, ys = rgb_to_yiq(content_img)[:, :1], rgb_to_yiq(style_img)[:, :1]
+    sd_c, sd_s = yc.std(correction=0), ys.std(correction=0).clamp_min(1e-12)
+    ys = (ys - ys.mean()) / sd_s * sd_c + yc.mean()
+    result = stylize_variant(yc.repeat(1, 3, 1, 1), ys.repeat(1, 3, 1, 1), size=size, steps=course_steps(steps),
+                             seed=seed, weights=weights, progress=not is_smoke(), **options)
+    return dataclasses.replace(result, image=recombine(result.image, content_img),
+                               best_image=recombine(result.best_image, content_img))

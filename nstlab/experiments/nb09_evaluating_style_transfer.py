@@ -1,6 +1,6 @@
 """Notebook 09, evaluating style transfer — faces layer: Yuan & Huang's intensity and contrast
-experiments, their one-layer-at-a-time runs, and one run measured with the yardsticks of
-``common.evaluate_images`` (the same for every method).
+experiments, their one-layer-at-a-time runs, their LPIPS-form distance as the content loss against Gatys'
+L2 one, and one run measured with the yardsticks of ``common.evaluate_images`` (the same for every method).
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def single_layer_style_runs(
     seed: int = 0,
     weights: str | None = "auto",
 ) -> dict[str, Result]:
-    """Yuan & Huang's first experiment: style from one layer at a time, content weight 0, noise init.
+    """Yuan & Huang's first experiment: style from one layer at a time, from noise, with the style loss alone
+    (content weight 0 and TV weight 0: texture synthesis, as in notebook 03).
 
     Inputs:
     - content: only sets the output's size and aspect here; layers: the style layers to try.
@@ -124,7 +125,7 @@ def single_layer_style_runs(
     variants = {layer: {"style_layers": [layer]} for layer in layers}
     return run_variants(
         content, style, variants, size, steps, seed, weights,
-        preset="gatys", content_weight=0.0, init="noise",
+        preset="gatys", content_weight=0.0, tv_weight=0.0, init="noise",
     )
 
 
@@ -150,6 +151,30 @@ def single_layer_content_runs(
     )
 
 
+LPIPS_CONTENT_VARIANTS: dict[str, dict[str, Any]] = {
+    "L2 content loss (Gatys)": {},
+    "LPIPS-form content loss": {"content_loss": "lpips"},
+    "LPIPS-form, α = 0.1": {"content_loss": "lpips", "content_weight": 0.1},
+}
+"""Yuan & Huang's §4.2 (their Fig. 7): Gatys' style loss kept, the content loss L2 or the LPIPS-form distance.
+The third run lowers α: the two content terms are different functions, so one α does not pull as hard on both."""
+
+
+def lpips_content_runs(
+    content: Any = "tower_bridge",
+    style: Any = "van_gogh_cafe_terrace_at_night",
+    variants: Mapping[str, Mapping[str, Any]] = LPIPS_CONTENT_VARIANTS,
+    size: int | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    weights: str | None = "auto",
+    **options: Any,
+) -> dict[str, Result]:
+    """The gatys preset with Gatys' L2 content loss and with Yuan & Huang's LPIPS-form one (``content_loss="lpips"``),
+    same images, size, steps and seed. Returns: {name: Result} (measure them with :func:`evaluate_results`)."""
+    return run_variants(content, style, variants, size, steps, seed, weights, preset="gatys", **options)
+
+
 def _mpl_table(ax: Axes, rows: Sequence[Mapping[str, Any]], digits: int = 3) -> None:
     """A matplotlib table of ``rows`` (dicts) filling ``ax`` (axes turned off)."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
@@ -170,16 +195,17 @@ def visualize_evaluation(
     steps: int | None = None,
     seed: int = 0,
     weights: str | None = "auto",
+    content_loss: str = "l2",
 ) -> Figure:
     """One run, its images and loss curves, and a table of its distances to the inputs.
-    ``style_weight`` None: the preset's.
+    ``style_weight`` None: the preset's; ``content_loss``: "l2" (Gatys) or "lpips" (Yuan & Huang).
 
     Returns:
     - the Figure: content, style, result, the loss curves and a table (5 axes).
     """
     results = run_variants(
         content, style, {preset: {"preset": preset}}, size, steps, seed, weights,
-        **_given(style_weight=style_weight),
+        content_loss=content_loss, **_given(style_weight=style_weight),
     )
     rows = evaluate_results(results, content, style, weights)
     (result,) = results.values()
@@ -189,7 +215,8 @@ def visualize_evaluation(
     panels = [
         ("content", _image(content)),
         ("style", _image(style)),
-        (f"{preset}, style weight {result.settings['style_weight']:g}", result.image),
+        (f"{preset}, style weight {result.settings['style_weight']:g}"
+         + (", LPIPS-form content loss" if content_loss == "lpips" else ""), result.image),
     ]
     for ax, (title, img) in zip(axes, panels):
         draw_image(ax, img, title)
