@@ -286,7 +286,7 @@ class StylePanel:
         own = sorted({"callback", "callback_every", "progress"} & set(defaults))
         if own:
             raise TypeError(f"StylePanel: {own} are set by the panel itself")
-        opts = resolve_options(**defaults)  # checks the names and values, fills size/steps via smoke_or
+        opts = resolve_options(**defaults)  # checks the names and values, fills size/steps for the mode
         controlled = set(PRESET_CONTROLS) | {"preset", "size", "scales", "seed", "preserve_color"}
         self._fixed = {k: v for k, v in defaults.items() if k not in controlled}
         self.result: Result | None = None

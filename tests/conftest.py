@@ -6,7 +6,18 @@ import pytest
 import torch
 
 import nstlab
+from nstlab import settings
 from nstlab.experiments import SWEEP_CONTENT, SWEEP_STYLE
+
+
+@pytest.fixture(autouse=True)
+def _mode_of_the_test_command(monkeypatch):
+    """Every test runs in the mode the test command sets (NSTLAB_SMOKE=1), whatever NSTLAB_MODE the shell has
+    and whatever ``set_mode`` an earlier test called."""
+    monkeypatch.delenv("NSTLAB_MODE", raising=False)
+    settings.set_mode(None)
+    yield
+    settings.set_mode(None)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from PIL import Image
 from nstlab import plotting, widgets
 from nstlab.images import load_image, sample_image
 from nstlab.optimize import DEFAULT_LR_BY_OPTIMIZER, PRESETS, Result, resolve_options
-from nstlab.settings import smoke_or
+from nstlab.settings import course_value
 
 CONTENT, STYLE = "tower_bridge", "van_gogh_cafe_terrace_at_night"
 
@@ -187,7 +187,7 @@ def test_panel_defaults_follow_the_engine():
     panel = widgets.StylePanel()
     opts = panel.options()
     expected = resolve_options()
-    assert opts["size"] == expected["size"] == smoke_or(256, 64)
+    assert opts["size"] == expected["size"] == course_value(real=256, quick=128, smoke=64)
     assert opts["steps"] == expected["steps"][0]
     for name in ("preset", "content_weight", "style_weight", "tv_weight", "optimizer", "lr", "init", "seed",
                  "activation_shift", "chained", "layer_weighting", "ssim_weighting", "preserve_color"):
