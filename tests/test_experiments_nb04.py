@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import nstlab
-from figure_checks import data_under_legends
+from figure_checks import MIN_TICK_GAP_PX, data_under_legends, tick_label_gaps
 from nstlab import experiments as ex
 from nstlab import losses
 from nstlab.optimize import PRESETS, resolve_options
@@ -121,3 +121,15 @@ def test_normalization_factor_table_matches_the_normalized_network():
     ratios = plain.amax(dim=(2, 3)) / normalized.amax(dim=(2, 3))  # the divisor of each conv1_1 channel
     assert float(1 / ratios.min()) == pytest.approx(table.rows[0]["largest factor used"], rel=1e-4)
     assert float(ratios.median()) == pytest.approx(table.rows[0]["median m"], rel=1e-4)
+
+
+def test_the_step_axes_of_lbfgs_vs_adam_keep_their_labels_apart(sweep_images, one_thread):
+    # the notebook's real 120 steps: a fixed tick count once ran "105" and "120" together
+    c, s = sweep_images
+    shallow = {"content_layers": ["relu1_1"], "style_layers": ["relu1_1"]}  # the same figure, cheaper runs
+    fig = ex.visualize_comparison("optimizer", c, s, size=32, steps=120, progress=False, **shallow)
+    step_axes = [ax for ax in fig.axes if ax.get_xlabel() == "step"]
+    assert len(step_axes) == 3
+    for ax in step_axes:
+        gaps = tick_label_gaps(ax)
+        assert len(gaps) >= 2 and min(gaps) >= MIN_TICK_GAP_PX, (ax.get_ylabel(), gaps)
