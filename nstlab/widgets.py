@@ -71,8 +71,10 @@ def preset_dropdown(style_weight: widgets.FloatLogSlider, value: str = "gatys") 
 
 
 def _label_beside(toggle: widgets.ToggleButtons) -> widgets.ToggleButtons:
-    """Keep a ToggleButtons' description on the buttons' line (JupyterLab shows it above them otherwise).
+    """Keep a ToggleButtons' description on the buttons' line (JupyterLab shows it above them otherwise), set
+    as the other controls' labels: ipywidgets' class of one-line controls aligns it right, with their margin.
     Unless set, the label gets the other controls' 80 px and the buttons fit their text."""
+    toggle.add_class("widget-inline-hbox")
     toggle.layout.display, toggle.layout.flex_flow, toggle.layout.align_items = "flex", "row", "center"
     toggle.style.description_width = toggle.style.description_width or "80px"
     toggle.style.button_width = toggle.style.button_width or "auto"

@@ -152,6 +152,8 @@ def test_toggle_buttons_keep_their_label_on_the_buttons_line():
     assert pooling.style.description_width == "11ch"  # rerun lines the labels up (below)
     for toggle in (box.children[0], panel.optimizer):
         assert (toggle.layout.display, toggle.layout.flex_flow, toggle.layout.align_items) == ("flex", "row", "center")
+        # ipywidgets' class of one-line controls: its label aligned right, with their margin (checked in a browser)
+        assert "widget-inline-hbox" in toggle._dom_classes
     # compact buttons after an 80-px label, unless the caller chose otherwise (the panel's 64-px buttons)
     assert pooling.style.button_width == "auto"
     assert (panel.optimizer.style.description_width, panel.optimizer.style.button_width) == ("100px", "64px")
