@@ -17,15 +17,10 @@ DEAD_ADDRESS = "http://127.0.0.1:9"
 
 
 @pytest.fixture(autouse=True)
-def _own_hub(monkeypatch, tmp_path):
-    """A torch hub dir without the ImageNet file, its own nstlab cache, no NSTLAB_WEIGHTS, empty caches."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("NSTLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("NSTLAB_WEIGHTS", raising=False)
-    vgg.clear_cache()
+def _own_hub(private_torch_hub):
+    """No ImageNet file, no NSTLAB_WEIGHTS (conftest.private_torch_hub), and no remembered runs."""
     ex.clear_run_cache()
     yield
-    vgg.clear_cache()
     ex.clear_run_cache()
 
 
