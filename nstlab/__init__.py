@@ -3,7 +3,7 @@
 The package behind the notebook course. Its modules form layers; each imports only from its own
 layer and those below it (tests/test_layers.py reads the imports to hold this):
 
-0. ``settings``: process-wide switches (smoke mode, device, memory allocator).
+0. ``settings``: process-wide switches (the course's mode: real, quick or smoke; device, memory allocator).
 1. Textbook: ``images``, ``vgg``, ``losses``, ``ssim``, ``color``. Each formula is one short function
    that reads like the formula; the notebooks point to these and the exercises check against them.
 2. Engine kernels: ``_kernels`` (private), the fast paths, held equal to the textbook by
@@ -20,14 +20,14 @@ as data. ``import nstlab`` loads no figure or widget library.
 from .fast import TransformerNet, load_model, stylize_fast, train_fast
 from .images import ImageError, list_images, load_image, resize, sample_image, save_image, to_pil
 from .optimize import PRESETS, InsufficientMemoryError, Result, StepInfo, stylize
-from .settings import default_device, is_smoke, smoke_or
+from .settings import course_value, default_device, is_smoke, mode, set_mode, smoke_or
 from .vgg import CONV_LAYERS, VGG19_LAYERS, VGGFeatures, WeightsUnavailableError
 
 __all__ = [
     "CONV_LAYERS", "PRESETS", "VGG19_LAYERS", "ImageError", "InsufficientMemoryError", "Result", "StepInfo",
-    "TransformerNet", "VGGFeatures", "WeightsUnavailableError", "default_device", "is_smoke", "list_images",
-    "load_image", "load_model", "resize", "sample_image", "save_image", "smoke_or", "stylize", "stylize_fast",
-    "to_pil", "train_fast",
+    "TransformerNet", "VGGFeatures", "WeightsUnavailableError", "course_value", "default_device", "is_smoke",
+    "list_images", "load_image", "load_model", "mode", "resize", "sample_image", "save_image", "set_mode", "smoke_or",
+    "stylize", "stylize_fast", "to_pil", "train_fast",
 ]
 
 __version__ = "0.1.0"

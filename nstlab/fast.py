@@ -41,7 +41,7 @@ from nstlab.images import (
     resize,
     sample_image_path,
 )
-from nstlab.settings import default_device, keep_freed_memory, smoke_or
+from nstlab.settings import course_value, default_device, keep_freed_memory
 from nstlab.vgg import VGGFeatures
 
 JOHNSON_CONTENT_LAYERS = ["relu2_2"]
@@ -472,6 +472,19 @@ def _check_resumable(stored: dict[str, Any], config: dict[str, Any], path: Path)
         )
 
 
+TRAIN_DEFAULTS = {
+    "real": {"steps": 2000, "size": 256, "batch_size": 4, "checkpoint_every": 100},
+    "quick": {"steps": 200, "size": 128, "batch_size": 2, "checkpoint_every": 50},
+    "smoke": {"steps": 4, "size": 64, "batch_size": 2, "checkpoint_every": 2},
+}
+""":func:`train_fast`'s defaults in each of the course's modes (nstlab.settings)."""
+
+
+def train_defaults() -> dict[str, int]:
+    """:data:`TRAIN_DEFAULTS` of the course's mode now."""
+    return course_value(**TRAIN_DEFAULTS)
+
+
 def train_fast(
     style: torch.Tensor | str | os.PathLike,
     content_dir: str | os.PathLike | None = None,
@@ -504,9 +517,10 @@ def train_fast(
     Inputs:
     - style: tensor (1, 3, H, W) in [0, 1], a path, or a bundled style name.
     - content_dir: folder of training photos; None -> the bundled content images minus ``held_out``.
-    - steps: total steps (smoke_or(2000, 4)); size: crop side (smoke_or(256, 64)); batch_size
-      (smoke_or(4, 2)); style_size: the style image's long side (default ``size``).
-    - checkpoint: file saved atomically every ``checkpoint_every`` steps (smoke_or(100, 2)), at the
+    - steps, size (the crops' side), batch_size, checkpoint_every: default :data:`TRAIN_DEFAULTS` of the
+      course's mode (real: 2000 steps, 256 px, 4; quick: 200, 128, 2; smoke: 4, 64, 2);
+      style_size: the style image's long side (default ``size``).
+    - checkpoint: file saved atomically every ``checkpoint_every`` steps (real: 100), at the
       end and on interruption; if it exists and ``resume``, training continues from it (the same
       settings are required; ``steps`` may grow). It is also a model file for :func:`load_model`.
     - callback(FastStepInfo) after every step; returning False stops (interrupted=True).
@@ -516,11 +530,13 @@ def train_fast(
     depend only on (seed, step), so on CPU a resumed run reproduces an uninterrupted one exactly.
     """
     fn = "train_fast"
-    steps = _check_int(fn, "steps", smoke_or(2000, 4) if steps is None else steps, 1)
-    size = _check_int(fn, "size", smoke_or(256, 64) if size is None else size, 16)
-    batch_size = _check_int(fn, "batch_size", smoke_or(4, 2) if batch_size is None else batch_size, 1)
+    defaults = train_defaults()
+    steps = _check_int(fn, "steps", defaults["steps"] if steps is None else steps, 1)
+    size = _check_int(fn, "size", defaults["size"] if size is None else size, 16)
+    batch_size = _check_int(fn, "batch_size", defaults["batch_size"] if batch_size is None else batch_size, 1)
     style_size = _check_int(fn, "style_size", size if style_size is None else style_size, 16)
-    every = _check_int(fn, "checkpoint_every", smoke_or(100, 2) if checkpoint_every is None else checkpoint_every, 1)
+    every = defaults["checkpoint_every"] if checkpoint_every is None else checkpoint_every
+    every = _check_int(fn, "checkpoint_every", every, 1)
     lr = _check_number(fn, "lr", lr, positive=True)
     seed = _check_int(fn, "seed", seed, 0)
     device = default_device(device)

@@ -41,9 +41,10 @@ def curve_markers(n_points: int) -> dict[str, Any]:
 
 def step_axis(ax: Axes, label: str = "step") -> None:
     """Label the x axis of a curve against the step and tick it at whole steps only (a run of a single
-    step gets the one tick 0, not -0.04 ... 0.04)."""
+    step gets the one tick 0, not -0.04 ... 0.04), as many ticks as the axis' width has room for (a fixed
+    count ran "105" and "120" together on a narrow axis)."""
     ax.set_xlabel(label)
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, min_n_ticks=1))
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins="auto", integer=True, min_n_ticks=1))
 
 
 def weights_footer(weights_name: str) -> str:

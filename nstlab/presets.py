@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import torch
 
 from nstlab._kernels import PRECISIONS
-from nstlab.settings import smoke_or
+from nstlab.settings import course_value
 from nstlab.vgg import GATYS_STYLE_LAYERS, POOLINGS, RELU_LAYERS, VGG19_LAYERS
 from nstlab.losses import LPIPS_LAYERS, WEIGHT_SCHEMES
 
@@ -107,10 +107,13 @@ Adam 0.02 on [0, 1] pixels (the TensorFlow style-transfer tutorial's value, abou
 LBFGS_HISTORY = 100
 """Number of L-BFGS correction pairs (torch's default, and neural-style's)."""
 
+QUICK_SIZE, QUICK_STEPS_SHARE = 128, 0.2
+"""Quick mode's defaults (nstlab.settings): 128 px and a fifth of the preset's steps."""
+
 DEFAULTS: dict[str, Any] = {
-    "size": None,  # long side of the result; None -> smoke_or(256, 64) (neural-style uses 512)
+    "size": None,  # long side of the result; None -> 256, quick mode 128, smoke 64 (neural-style uses 512)
     "scales": None,  # None/1: one scale; k: k scales, each 2x smaller; or fractions ending in 1.0
-    "steps": None,  # per scale (int or list); None -> the preset's, smoke_or(preset steps, 10)
+    "steps": None,  # per scale (int or list); None -> the preset's (quick mode: a fifth of them; smoke: 10)
     "style_weights": None,  # blend weights of several styles; None -> equal (normalised to sum 1)
     "style_scale": 1.0,  # style long side = style_scale * output long side (neural-style: 1.0)
     "normalize_losses": True,  # see the module docstring
@@ -188,11 +191,19 @@ def _layers(name: str, value: Any) -> list[str]:
     return list(layers)
 
 
+def default_size_steps(preset: str = "gatys") -> tuple[int, int]:
+    """The size (long side, px) and steps of a run that gives neither, in the course's mode (nstlab.settings):
+    256 px and the preset's steps; quick: QUICK_SIZE and QUICK_STEPS_SHARE of them; smoke: SMOKE_SIZE, SMOKE_STEPS."""
+    steps = PRESETS[preset]["steps"]
+    return (course_value(real=256, quick=QUICK_SIZE, smoke=SMOKE_SIZE),
+            course_value(real=steps, quick=max(1, round(steps * QUICK_STEPS_SHARE)), smoke=SMOKE_STEPS))
+
+
 def resolve_options(preset: str = "gatys", **options: Any) -> dict[str, Any]:
     """Every option of :func:`stylize`: DEFAULTS, then PRESETS[preset], then ``options``.
 
     Raises TypeError for an unknown option name and ValueError (naming the option and the allowed
-    values) for a bad value. ``size`` and ``steps`` defaults go through ``smoke_or``.
+    values) for a bad value. ``size`` and ``steps`` default to the course's mode's (:func:`default_size_steps`).
     Returns: a dict of every option, with ``steps`` as a list per scale, ``lr`` resolved for the
     optimizer, and ``scale_fractions`` (see :func:`scale_fractions`) added.
     """
@@ -205,10 +216,11 @@ def resolve_options(preset: str = "gatys", **options: Any) -> dict[str, Any]:
     if options.get("lr") is None and options.get("optimizer", opts["optimizer"]) != opts["optimizer"]:
         opts["lr"] = None  # the preset's lr belongs to the preset's optimizer
     opts.update(options)
+    size, steps = default_size_steps(preset)
     if opts["size"] is None:
-        opts["size"] = smoke_or(256, SMOKE_SIZE)
+        opts["size"] = size
     if "steps" not in options or options["steps"] is None:
-        opts["steps"] = smoke_or(PRESETS[preset]["steps"], SMOKE_STEPS)
+        opts["steps"] = steps
 
     opts["size"] = _integer("size", opts["size"], 16)
     opts["content_layers"] = _layers("content_layers", opts["content_layers"])

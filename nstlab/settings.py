@@ -1,9 +1,18 @@
-"""Process-wide switches (layer 0, below the textbook): the smoke-test flag, the compute device and the CPU
+"""Process-wide switches (layer 0, below the textbook): the course's mode, the compute device and the CPU
 memory allocator.
 
-``NSTLAB_SMOKE=1`` (set by the test command) shrinks image sizes and step counts so the
-whole course runs in minutes; without it every default is the real one. Code asks for a
-size or a step count through :func:`smoke_or`, so the switch lives in exactly one place.
+The mode sets how big and how long every run of the course is, in one place:
+
+- ``"real"`` (the default): the real sizes and steps (256 px, hundreds of steps);
+- ``"quick"``: for live teaching, about 128 px and a fraction of the steps, so that "Run All" of a notebook
+  takes well under a minute on a laptop CPU and its pictures still show what the notebook teaches;
+- ``"smoke"``: for the tests, 64 px and a handful of steps; the pictures are thumbnails and mean nothing.
+
+``NSTLAB_MODE=quick`` chooses it for every notebook, ``nstlab.set_mode("quick")`` for one process (a
+notebook's first cell), and ``NSTLAB_SMOKE=1``, the test command's switch, means smoke whatever else says
+(:func:`mode_and_source` has the order). Code asks for a mode-dependent value through
+:func:`course_value` (``size = course_value(real=256, quick=128, smoke=64)``), or :func:`smoke_or` for one
+that quick mode leaves at its real value, so the switch lives in exactly one place.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import ctypes.util
 import functools
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import TypeVar
 
@@ -21,18 +31,89 @@ import torch
 
 T = TypeVar("T")
 
+MODES = ("real", "quick", "smoke")
+"""The course's modes, from the real settings to the tests' thumbnails."""
 
-def is_smoke() -> bool:
-    """True when ``NSTLAB_SMOKE`` is set to a true value (``1``, ``true``, ``yes``)."""
+MODE_NOTES = {
+    "real": "the real sizes and steps (256 px, hundreds of steps)",
+    "quick": "for live teaching: about 128 px and a fraction of the steps",
+    "smoke": "for the tests: 64 px and a few steps; the pictures mean nothing",
+}
+"""What each mode means, in a few words (the environment table of notebook 00 shows it)."""
+
+_chosen: dict[str, str | None] = {"mode": None}
+"""The mode chosen by :func:`set_mode` in this process (None: the environment's)."""
+
+
+def _smoke_env() -> bool:
+    """True when ``NSTLAB_SMOKE`` is set to a true value (``1``, ``true``, ``yes``, ``on``)."""
     return os.environ.get("NSTLAB_SMOKE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def smoke_or(real: T, smoke: T) -> T:
-    """Return ``smoke`` under ``NSTLAB_SMOKE=1`` and ``real`` otherwise.
+def _checked_mode(value: str, where: str) -> str:
+    mode_ = value.strip().lower()
+    if mode_ not in MODES:
+        raise ValueError(f"{where}: the mode must be one of {', '.join(MODES)}, got {value!r}")
+    return mode_
 
-    Example: ``size = smoke_or(384, 64)``.
+
+def mode_and_source() -> tuple[str, str]:
+    """The course's mode and what set it, the first of:
+
+    1. ``NSTLAB_SMOKE=1``, the test command's switch: smoke, whatever else says (the tests run every
+       notebook as committed, a ``set_mode`` call in it included, and must stay small);
+    2. :func:`set_mode` in this process;
+    3. ``NSTLAB_MODE`` (``real``, ``quick`` or ``smoke``);
+    4. ``"real"``.
+
+    Returns: (mode, source), e.g. ("quick", "NSTLAB_MODE=quick"). A bad ``NSTLAB_MODE`` is a ValueError.
     """
-    return smoke if is_smoke() else real
+    if _smoke_env():
+        return "smoke", "NSTLAB_SMOKE=1"
+    if _chosen["mode"] is not None:
+        return _chosen["mode"], f'nstlab.set_mode("{_chosen["mode"]}")'
+    env = os.environ.get("NSTLAB_MODE", "").strip()
+    if env:
+        chosen = _checked_mode(env, "NSTLAB_MODE")
+        return chosen, f"NSTLAB_MODE={chosen}"
+    return "real", "the default"
+
+
+def mode() -> str:
+    """The course's mode now: ``"real"``, ``"quick"`` or ``"smoke"`` (see :func:`mode_and_source`)."""
+    return mode_and_source()[0]
+
+
+def set_mode(new_mode: str | None) -> str:
+    """Choose the mode for this process, over ``NSTLAB_MODE``; None goes back to the environment's.
+
+    Call it before the values that depend on it are computed: in a notebook, at the top of the first cell
+    (``nstlab.set_mode("quick")``), or re-run the cells after it. Under ``NSTLAB_SMOKE=1`` the mode stays
+    smoke (with a warning that says so).
+    Returns: the mode now in force.
+    """
+    _chosen["mode"] = None if new_mode is None else _checked_mode(new_mode, "set_mode")
+    now = mode()
+    if new_mode is not None and now != _chosen["mode"]:
+        warnings.warn(f"NSTLAB_SMOKE=1 is set, so the course stays in smoke mode, not {_chosen['mode']}: unset "
+                      "NSTLAB_SMOKE for the quick or real settings", stacklevel=2)
+    return now
+
+
+def course_value(real: T, quick: T, smoke: T) -> T:
+    """The value for the course's mode, e.g. ``SIZE = course_value(real=256, quick=128, smoke=64)``."""
+    return {"real": real, "quick": quick, "smoke": smoke}[mode()]
+
+
+def is_smoke() -> bool:
+    """True in smoke mode (``NSTLAB_SMOKE=1``, ``NSTLAB_MODE=smoke`` or ``set_mode("smoke")``)."""
+    return mode() == "smoke"
+
+
+def smoke_or(real: T, smoke: T) -> T:
+    """``course_value(real, quick=real, smoke=smoke)``: a value that only the tests shrink, that quick mode
+    leaves at its real value (e.g. the number of settings a sweep tries). Example: ``smoke_or(384, 64)``."""
+    return course_value(real, real, smoke)
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:

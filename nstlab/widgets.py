@@ -71,8 +71,10 @@ def preset_dropdown(style_weight: widgets.FloatLogSlider, value: str = "gatys") 
 
 
 def _label_beside(toggle: widgets.ToggleButtons) -> widgets.ToggleButtons:
-    """Keep a ToggleButtons' description on the buttons' line (JupyterLab shows it above them otherwise).
+    """Keep a ToggleButtons' description on the buttons' line (JupyterLab shows it above them otherwise), set
+    as the other controls' labels: ipywidgets' class of one-line controls aligns it right, with their margin.
     Unless set, the label gets the other controls' 80 px and the buttons fit their text."""
+    toggle.add_class("widget-inline-hbox")
     toggle.layout.display, toggle.layout.flex_flow, toggle.layout.align_items = "flex", "row", "center"
     toggle.style.description_width = toggle.style.description_width or "80px"
     toggle.style.button_width = toggle.style.button_width or "auto"
@@ -286,7 +288,7 @@ class StylePanel:
         own = sorted({"callback", "callback_every", "progress"} & set(defaults))
         if own:
             raise TypeError(f"StylePanel: {own} are set by the panel itself")
-        opts = resolve_options(**defaults)  # checks the names and values, fills size/steps via smoke_or
+        opts = resolve_options(**defaults)  # checks the names and values, fills size/steps for the mode
         controlled = set(PRESET_CONTROLS) | {"preset", "size", "scales", "seed", "preserve_color", "content_loss",
                                              "precision"}
         self._fixed = {k: v for k, v in defaults.items() if k not in controlled}

@@ -6,7 +6,18 @@ import pytest
 import torch
 
 import nstlab
+from nstlab import settings, vgg
 from nstlab.experiments import SWEEP_CONTENT, SWEEP_STYLE
+
+
+@pytest.fixture(autouse=True)
+def _mode_of_the_test_command(monkeypatch):
+    """Every test runs in the mode the test command sets (NSTLAB_SMOKE=1), whatever NSTLAB_MODE the shell has
+    and whatever ``set_mode`` an earlier test called."""
+    monkeypatch.delenv("NSTLAB_MODE", raising=False)
+    settings.set_mode(None)
+    yield
+    settings.set_mode(None)
 
 
 @pytest.fixture
@@ -30,3 +41,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def private_torch_hub(monkeypatch, tmp_path):
+    """A torch hub dir without the ImageNet file and an nstlab cache of this test's own, no NSTLAB_WEIGHTS, and
+    the network caches empty before and after."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("NSTLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("NSTLAB_WEIGHTS", raising=False)
+    vgg.clear_cache()
+    yield
+    vgg.clear_cache()

@@ -62,3 +62,20 @@ def footer(fig: Figure) -> str:
 def axes_titles(fig: Figure) -> str:
     """The titles of every axes of a figure, joined by " | " (to look for words in any of them)."""
     return " | ".join(ax.get_title() for ax in fig.axes)
+
+
+MIN_TICK_GAP_PX = 4.0
+"""The least room between two tick labels, in pixels at 100 dpi: about a space of 10-pt text."""
+
+
+def tick_label_gaps(ax: Any) -> list[float]:
+    """The horizontal gaps, in pixels, between neighbouring x tick labels of an axes as drawn (those in its
+    view only); negative where two labels overlap. Lays the figure out first."""
+    fig = ax.figure.figure  # the root figure, also of an axes in a subfigure
+    fig.draw_without_rendering()
+    renderer = fig._get_renderer()
+    low, high = sorted(ax.get_xlim())
+    shown = [(tick, label) for tick, label in zip(ax.get_xticks(), ax.get_xticklabels())
+             if low <= tick <= high and label.get_visible() and label.get_text()]
+    boxes = sorted((label.get_window_extent(renderer) for _, label in shown), key=lambda box: box.x0)
+    return [right.x0 - left.x1 for left, right in zip(boxes, boxes[1:])]

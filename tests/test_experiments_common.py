@@ -20,7 +20,7 @@ from nstlab import experiments as ex
 from nstlab import fast, plotting
 from nstlab.experiments import common
 from nstlab.images import sample_image
-from nstlab.optimize import PRESETS, stylize
+from nstlab.optimize import PRESETS, resolve_options, stylize
 from nstlab.plotting import MAX_FIGURE_WIDTH
 
 SIZE, STEPS = 64, 2
@@ -94,6 +94,17 @@ def test_one_default_size_and_step_count(monkeypatch):
     assert (ex.course_size(None), ex.course_steps(None)) == (ex.COURSE_SIZE, ex.COURSE_STEPS) == (256, 300)
     assert ex.COURSE_STEPS == PRESETS["gatys"]["steps"]  # a direct call runs as long as stylize's preset
     assert (ex.course_size(48), ex.course_steps(7)) == (48, 7)  # a value given always wins
+
+
+@pytest.mark.parametrize("mode", nstlab.settings.MODES)
+def test_the_course_defaults_follow_the_mode_as_the_engines_do(monkeypatch, mode):
+    monkeypatch.delenv("NSTLAB_SMOKE", raising=False)
+    nstlab.set_mode(mode)
+    expected = {"real": (256, 300), "quick": (128, 60), "smoke": (64, 5)}[mode]
+    assert (ex.course_size(None), ex.course_steps(None)) == expected
+    if mode != "smoke":  # the tests' engine runs 10 steps, the course's figures 5
+        engine = resolve_options()
+        assert (engine["size"], engine["steps"][0]) == expected
 
 
 def test_experiments_called_without_size_or_steps_take_the_course_defaults(monkeypatch):

@@ -1,5 +1,5 @@
-"""nstlab.experiments.nb00_setup_and_images (notebook 00): the weights banner, the environment table, the bundled
-images, preprocessing and ImageNet normalisation."""
+"""nstlab.experiments.nb00_setup_and_images (notebook 00): the environment table, the bundled images, preprocessing
+and ImageNet normalisation (the weights banner of every notebook: test_weights_banner.py)."""
 
 from __future__ import annotations
 
@@ -15,20 +15,19 @@ from nstlab.vgg import IMAGENET_MEAN, VGGFeatures, imagenet_normalize
 W = "random"
 
 
-def test_weights_banner_names_random_weights_as_a_warning():
-    banner = ex.weights_banner(W)
-    assert banner.warning and "RANDOM" in banner.text and "colour and texture" in banner.detail
-
-
 def test_environment_table(monkeypatch):
+    mode = "mode (nstlab.set_mode, NSTLAB_MODE)"
     monkeypatch.setenv("NSTLAB_SMOKE", "1")
     rows = {r["item"]: r["value"] for r in ex.environment_table(W).rows}
     assert rows["torch"] == torch.__version__
-    assert rows["smoke mode"].startswith("ON")
+    assert rows[mode] == "smoke, from NSTLAB_SMOKE=1: for the tests: 64 px and a few steps; the pictures mean nothing"
     assert "RANDOM" in rows["VGG19 weights in use"]
     monkeypatch.setenv("NSTLAB_SMOKE", "0")
     rows = {r["item"]: r["value"] for r in ex.environment_table(W).rows}
-    assert rows["smoke mode"].startswith("off")
+    assert rows[mode].startswith("real, from the default: the real sizes")
+    monkeypatch.setenv("NSTLAB_MODE", "quick")
+    rows = {r["item"]: r["value"] for r in ex.environment_table(W).rows}
+    assert rows[mode].startswith("quick, from NSTLAB_MODE=quick: for live teaching")
 
 
 def test_wrap_name_breaks_at_underscores_only():

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import nstlab
-from figure_checks import data_under_legends
+from figure_checks import MIN_TICK_GAP_PX, data_under_legends, tick_label_gaps
 from nstlab import experiments as ex
 from nstlab import losses
 from nstlab.optimize import PRESETS, resolve_options
@@ -200,3 +200,15 @@ def test_raw_weights_run_and_their_scales(sweep_images):
     # the raw content loss grows with the number of positions, the raw style loss does not: α's meaning moves
     assert large["raw content of the style image"] > 2 * small["raw content of the style image"]
     assert large["α × content / style"] > 2 * small["α × content / style"]
+
+
+def test_the_step_axes_of_lbfgs_vs_adam_keep_their_labels_apart(sweep_images, one_thread):
+    # the notebook's real 120 steps: a fixed tick count once ran "105" and "120" together
+    c, s = sweep_images
+    shallow = {"content_layers": ["relu1_1"], "style_layers": ["relu1_1"]}  # the same figure, cheaper runs
+    fig = ex.visualize_comparison("optimizer", c, s, size=32, steps=120, progress=False, **shallow)
+    step_axes = [ax for ax in fig.axes if ax.get_xlabel() == "step"]
+    assert len(step_axes) == 3
+    for ax in step_axes:
+        gaps = tick_label_gaps(ax)
+        assert len(gaps) >= 2 and min(gaps) >= MIN_TICK_GAP_PX, (ax.get_ylabel(), gaps)

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 sys.path.insert(0, str(ROOT / "tools"))
-from nbclean import CHECK_MARK, is_checked  # noqa: E402
+from nbclean import CHECK_MARK, TEXT_TYPES, is_checked  # noqa: E402
 
 import nbformat  # noqa: E402
 
@@ -41,18 +41,43 @@ def test_committed_without_outputs_except_checked_cells(path):
             for out in cell.outputs:
                 assert out["output_type"] in ("stream", "execute_result"), f"cell {i}: {out['output_type']}"
                 if out["output_type"] == "execute_result":
-                    assert set(out["data"]) == {"text/plain"}, f"cell {i} stores non-text output"
+                    assert "text/plain" in out["data"] and set(out["data"]) <= set(TEXT_TYPES), f"cell {i}: not text"
         else:
             assert not cell.outputs, f"cell {i} carries outputs; strip them with tools/nbclean.py"
             assert cell.execution_count is None, f"cell {i} has an execution count"
     assert "widgets" not in nb.metadata
 
 
+def _code_cells(path: Path) -> list:
+    return [c for c in _load(path).cells if c.cell_type == "code"]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_every_notebook_uses_the_smoke_switch_and_shows_the_weights(path):
-    source = "\n".join(c.source for c in _load(path).cells if c.cell_type == "code")
-    assert "smoke_or(" in source, "sizes and steps must shrink under NSTLAB_SMOKE=1"
-    assert "import nstlab" in source
+def test_every_setup_cell_shows_its_values_in_every_mode_and_how_to_switch(path):
+    setup = _code_cells(path)[0].source
+    assert "import nstlab" in setup
+    lines = setup.splitlines()
+    for name in ("SIZE", "STEPS"):
+        (line,) = [line for line in lines if line.startswith(f"{name} = ")]
+        assert line.startswith(f"{name} = nstlab.course_value(real="), line  # the quick values in sight
+    assert '# nstlab.set_mode("quick")' in lines, "the setup cell says how to switch to quick mode"
+    assert lines.index('# nstlab.set_mode("quick")') < lines.index(next(x for x in lines if x.startswith("SIZE")))
+    assert "NSTLAB_MODE=quick" in setup
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_shows_the_weights_banner_at_its_top(path):
+    """The first code cell after the setup shows which weights are in use; nbval compares its text, which
+    under NSTLAB_WEIGHTS=random (as CI runs) is the random-weights warning."""
+    banner = _code_cells(path)[1]
+    assert is_checked(banner)
+    assert banner.source.splitlines()[-1].split("#")[0].strip().endswith("weights_banner(WEIGHTS)")
+    (out,) = banner.outputs
+    text = out["data"]["text/plain"]
+    assert text.splitlines()[1].strip() == "VGG19: RANDOM (UNTRAINED) WEIGHTS"
+    assert "nstlab weights check: the course will use RANDOM (untrained) VGG19 weights" in text
+    assert "fix: unset NSTLAB_WEIGHTS" in text
+    assert "#b00020" in out["data"]["text/html"]  # the red box JupyterLab shows, compared by nbval too
 
 
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem >= "02"], ids=lambda p: p.name)

@@ -11,7 +11,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from figure_checks import data_under_legends
+from figure_checks import MIN_TICK_GAP_PX, data_under_legends, tick_label_gaps
 from nstlab import plotting
 from nstlab.images import sample_image
 from nstlab.optimize import Result
@@ -301,3 +301,15 @@ def test_png_helpers():
     np.testing.assert_allclose(np.asarray(decoded) / 255.0, img[0].permute(1, 2, 0).numpy(), atol=1 / 255)
     png = plotting.figure_png(plotting.plot_images([img]))
     assert png.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("steps", [1, 7, 120, 300, 2000, 40000])
+def test_step_axis_ticks_whole_steps_with_room_between_the_labels(steps):
+    fig = Figure(figsize=(2.8, 2.4), dpi=100, layout="constrained")  # about a quarter of the notebook's width
+    ax = fig.subplots()
+    ax.plot(np.arange(steps), np.linspace(1, 0, steps))
+    plotting.step_axis(ax)
+    gaps = tick_label_gaps(ax)
+    assert min(gaps, default=MIN_TICK_GAP_PX) >= MIN_TICK_GAP_PX, gaps
+    low, high = ax.get_xlim()
+    assert all(float(t).is_integer() for t in ax.get_xticks() if low <= t <= high)

@@ -1,4 +1,4 @@
-"""Process-wide switches: the smoke flag, the device and the CPU allocator setting."""
+"""Process-wide switches: the course's mode (real, quick, smoke), the device and the CPU allocator setting."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import resource
 import pytest
 import torch
 
+import nstlab
 from nstlab import fast, optimize, settings
 
 
@@ -16,6 +17,62 @@ def test_smoke_or_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.smoke_or(256, 64) == 64
     monkeypatch.setenv("NSTLAB_SMOKE", "0")
     assert settings.smoke_or(256, 64) == 256
+    monkeypatch.setenv("NSTLAB_MODE", "quick")
+    assert settings.smoke_or(256, 64) == 256  # a value quick mode leaves at its real value
+
+
+def test_the_mode_comes_from_nstlab_mode_and_defaults_to_real(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NSTLAB_SMOKE", raising=False)
+    assert settings.mode_and_source() == ("real", "the default")
+    for value, expected in (("quick", "quick"), (" Quick ", "quick"), ("smoke", "smoke"), ("real", "real")):
+        monkeypatch.setenv("NSTLAB_MODE", value)
+        assert settings.mode_and_source() == (expected, f"NSTLAB_MODE={expected}")
+        assert settings.is_smoke() == (expected == "smoke")
+    monkeypatch.setenv("NSTLAB_MODE", "fast")
+    with pytest.raises(ValueError, match="NSTLAB_MODE: the mode must be one of real, quick, smoke, got 'fast'"):
+        settings.mode()
+    monkeypatch.delenv("NSTLAB_MODE")
+
+
+def test_set_mode_overrides_nstlab_mode_until_it_is_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NSTLAB_SMOKE", raising=False)
+    monkeypatch.setenv("NSTLAB_MODE", "real")
+    assert settings.set_mode("quick") == "quick" == nstlab.mode()
+    assert settings.mode_and_source() == ("quick", 'nstlab.set_mode("quick")')
+    assert settings.set_mode(None) == "real"  # back to the environment's
+    with pytest.raises(ValueError, match="set_mode: the mode must be one of"):
+        settings.set_mode("slow")
+    assert settings.mode() == "real"
+
+
+def test_nstlab_smoke_wins_over_every_other_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the test command runs every notebook as committed: a set_mode call in one must not make it slow
+    monkeypatch.setenv("NSTLAB_SMOKE", "1")
+    monkeypatch.setenv("NSTLAB_MODE", "real")
+    assert settings.mode_and_source() == ("smoke", "NSTLAB_SMOKE=1")
+    with pytest.warns(UserWarning, match="NSTLAB_SMOKE=1 is set, so the course stays in smoke mode, not quick"):
+        assert settings.set_mode("quick") == "smoke"
+    monkeypatch.setenv("NSTLAB_SMOKE", "0")  # NSTLAB_SMOKE=0 is no choice: the others decide
+    assert settings.mode() == "quick"
+
+
+@pytest.mark.parametrize("chosen", settings.MODES)
+def test_course_value_picks_the_modes_value(monkeypatch: pytest.MonkeyPatch, chosen: str) -> None:
+    monkeypatch.delenv("NSTLAB_SMOKE", raising=False)
+    settings.set_mode(chosen)
+    assert nstlab.course_value(real=256, quick=128, smoke=64) == {"real": 256, "quick": 128, "smoke": 64}[chosen]
+    assert chosen in settings.MODE_NOTES
+
+
+@pytest.mark.parametrize("chosen", settings.MODES)
+def test_the_engines_defaults_follow_the_mode(monkeypatch: pytest.MonkeyPatch, chosen: str) -> None:
+    monkeypatch.delenv("NSTLAB_SMOKE", raising=False)
+    monkeypatch.setenv("NSTLAB_MODE", chosen)
+    opts = optimize.resolve_options()
+    assert (opts["size"], opts["steps"]) == {"real": (256, [300]), "quick": (128, [60]), "smoke": (64, [10])}[chosen]
+    assert optimize.resolve_options("ssim")["steps"] == {"real": [1000], "quick": [200], "smoke": [10]}[chosen]
+    assert optimize.resolve_options(size=96, steps=7)["size"] == 96  # a value given always wins
+    assert fast.train_defaults() == fast.TRAIN_DEFAULTS[chosen]
 
 
 def _faults_of_a_pass(net: torch.nn.Module, x: torch.Tensor) -> int:

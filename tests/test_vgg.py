@@ -25,15 +25,7 @@ from nstlab.vgg import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache(monkeypatch, tmp_path):
-    """Every test starts with empty model caches, its own torch hub dir and scale cache."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("NSTLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("NSTLAB_WEIGHTS", raising=False)
-    vgg.clear_cache()
-    yield
-    vgg.clear_cache()
+pytestmark = pytest.mark.usefixtures("private_torch_hub")  # empty model caches, own torch hub dir and scale cache
 
 
 def _offline(monkeypatch):

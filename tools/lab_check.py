@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run a course notebook top to bottom in a real JupyterLab, in headless Chromium, the way a student would.
 
-    python tools/lab_check.py notebooks/02_content_loss.ipynb [--smoke] [--timeout S] [--screenshot out.png]
+    python tools/lab_check.py notebooks/02_content_loss.ipynb [--smoke | --mode quick] [--timeout S] [--screenshot F]
     python tools/lab_check.py notebooks/10_playground.ipynb --smoke --upload big.png [--upload-widget 1] \
         --server-arg="--ServerApp.tornado_settings={'websocket_max_message_size': 536870912}"   # as ./dev.sh course
 
@@ -13,7 +13,8 @@ environment); JupyterLab itself comes from the project's ``.venv`` (``./dev.sh s
 What it does:
   1. copies the notebook's folder into a fresh scratch directory (the checkout is never written to);
   2. starts a fresh JupyterLab server there, with new settings/workspace dirs, NSTLAB_WEIGHTS=random
-     (``--weights``), NSTLAB_SMOKE=1 with ``--smoke``, OMP_NUM_THREADS with ``--threads``;
+     (``--weights``), NSTLAB_SMOKE=1 with ``--smoke``, NSTLAB_MODE with ``--mode`` (none of the caller's),
+     OMP_NUM_THREADS with ``--threads``;
   3. opens the notebook in headless Chromium, waits for the kernel, then clicks the menu Run > Run All Cells;
   4. polls until the kernel is idle and no cell is queued or running (or ``--timeout``);
   5. inspects the page: execution counts, error outputs, stderr outputs, widget views and widget errors
@@ -230,7 +231,7 @@ def upload(driver, path: Path, index: int, wait: float) -> dict:
 
 class Lab:
     def __init__(self, jupyter: str, root: Path, smoke: bool, weights: str, threads: int | None,
-                 extra: list[str] | None = None):
+                 extra: list[str] | None = None, mode: str | None = None):
         self.root = root
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -245,6 +246,7 @@ class Lab:
         env = dict(os.environ)
         env.pop("MPLBACKEND", None)
         env.pop("NSTLAB_SMOKE", None)
+        env.pop("NSTLAB_MODE", None)
         env.update({
             "NSTLAB_WEIGHTS": weights,
             "JUPYTER_CONFIG_DIR": str(state / "config"),
@@ -255,6 +257,8 @@ class Lab:
         })
         if smoke:
             env["NSTLAB_SMOKE"] = "1"
+        if mode is not None:
+            env["NSTLAB_MODE"] = mode
         if threads is not None:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
         self.log_path = root / ".lab-state" / "server.log"
@@ -383,6 +387,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebook", type=Path)
     ap.add_argument("--smoke", action="store_true", help="set NSTLAB_SMOKE=1 (tiny sizes and steps)")
+    ap.add_argument("--mode", choices=("real", "quick", "smoke"),
+                    help="set NSTLAB_MODE (default: none, the real settings; quick: live teaching)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds for the whole run-all (default 1800)")
     ap.add_argument("--screenshot", type=Path, help="write a PNG of the whole notebook at the end")
     ap.add_argument("--weights", default="random", help="NSTLAB_WEIGHTS for the kernel (default random)")
@@ -415,12 +421,12 @@ def main(argv=None) -> int:
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     rel = f"{src.parent.name}/{src.name}"
 
-    summary: dict = {"notebook": str(args.notebook), "copy": str(root / rel), "smoke": args.smoke,
+    summary: dict = {"notebook": str(args.notebook), "copy": str(root / rel), "smoke": args.smoke, "mode": args.mode,
                      "weights": args.weights, "ok": False}
     lab = driver = None
     rc = 2
     try:
-        lab = Lab(args.jupyter, root, args.smoke, args.weights, args.threads, args.server_arg)
+        lab = Lab(args.jupyter, root, args.smoke, args.weights, args.threads, args.server_arg, args.mode)
         summary["server_log"] = str(lab.log_path)
         lab.wait_up()
         driver = make_driver()

@@ -5,8 +5,8 @@
                                                         of its `# NBVAL_CHECK_OUTPUT` cells
 
 nbval compares a checked cell's output with the one stored in the notebook, so those cells (and only
-those) carry their expected plain-text output and an execution count of 1 (nbval skips cells without
-one). tests/test_notebooks.py enforces this.
+those) carry their expected text output (plain, and HTML where there is one) and an execution count of 1
+(nbval skips cells without one). tests/test_notebooks.py enforces this.
 """
 
 from __future__ import annotations
@@ -25,14 +25,19 @@ def is_checked(cell) -> bool:
     return cell.cell_type == "code" and cell.source.lstrip().startswith(CHECK_MARK)
 
 
+TEXT_TYPES = ("text/plain", "text/html")
+"""What a checked cell's result keeps: its text, and its HTML where it has one (a table, a banner), which nbval
+compares too (it fails on an output type the stored result lacks)."""
+
+
 def text_only(outputs: list) -> list:
-    """Keep stdout streams and text/plain results only (never pictures, widgets or stderr)."""
+    """Keep stdout streams and text results only (never pictures, widgets or stderr)."""
     kept = []
     for out in outputs:
         if out.get("output_type") == "stream" and out.get("name") == "stdout":
             kept.append(out)
         elif out.get("output_type") == "execute_result" and "text/plain" in out.get("data", {}):
-            out["data"] = {"text/plain": out["data"]["text/plain"]}
+            out["data"] = {key: value for key, value in out["data"].items() if key in TEXT_TYPES}
             out["metadata"] = {}
             kept.append(out)
     return kept

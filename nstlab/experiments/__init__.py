@@ -2,10 +2,11 @@
 goes from ``notebooks/NN_name.ipynb`` to ``nstlab/experiments/nbNN_name.py`` in one jump. Each notebook and
 its widgets call these, and so do the tests.
 
-- ``common``: what several notebooks share: tables and banners, the one default size and step count
-  (``course_size``, ``course_steps``), the run cache (``stylize_variant``, ``run_variants``), the figure of
-  several runs (``plot_runs``), the distortions (``distort``) and the yardsticks (``evaluate_images``);
-- ``nb00_setup_and_images``: the weights banner, the environment, the bundled images, preprocessing;
+- ``common``: what several notebooks share: tables and banners (``weights_banner``, at every notebook's top), the
+  one default size and step count (``course_size``, ``course_steps``), the run cache (``stylize_variant``,
+  ``run_variants``), the figure of several runs (``plot_runs``), the distortions (``distort``) and the yardsticks
+  (``evaluate_images``);
+- ``nb00_setup_and_images``: the environment, the bundled images, preprocessing;
 - ``nb01_vgg_features``: VGG19's layer table, receptive fields, what each depth keeps;
 - ``nb02_content_loss``: reconstructions from white noise through one layer at a time;
 - ``nb03_gram_matrices_and_style``: the style-loss conventions, texture synthesis (with the student's Gram too);
@@ -35,10 +36,10 @@ from .common import (
     Table, rows_table, Banner, COURSE_SIZE, COURSE_STEPS, course_size, course_steps, SWEEP_CONTENT, SWEEP_STYLE,
     RUN_CACHE_SIZE, clear_run_cache, stylize_variant, run_variants, visualize_stylize, LOSS_PLOT_HEIGHT,
     metric_titles, plot_runs, DISTORTIONS, distort, EVAL_CONTENT_LAYER, normalized_style_term, evaluate_images,
-    evaluate_results
+    evaluate_results, weights_banner
 )
 from .nb00_setup_and_images import (
-    weights_banner, environment_table, visualize_bundled_images, visualize_preprocessing,
+    environment_table, visualize_bundled_images, visualize_preprocessing,
     visualize_imagenet_normalization
 )
 from .nb01_vgg_features import (

@@ -1,7 +1,8 @@
-"""What several notebooks' experiments share — faces layer, serving notebooks 02-11.
+"""What several notebooks' experiments share — faces layer, serving notebooks 00-11.
 
 - :class:`Table`, :func:`rows_table` and :class:`Banner`: what a notebook cell shows besides a figure;
-- :func:`course_size` and :func:`course_steps`: the course's one default size and step count;
+- :func:`weights_banner`: which VGG19 weights are in use, at the top of every notebook;
+- :func:`course_size` and :func:`course_steps`: the course's one default size and step count, in its mode;
 - the run cache: :func:`stylize_variant`, :func:`run_variants`, :func:`clear_run_cache`, and
   :func:`visualize_stylize`, the one-run figure of the widgets of notebooks 04-06;
 - :func:`plot_runs`: the one figure of several runs, their images above their loss curves;
@@ -19,6 +20,7 @@ import os
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,9 +33,12 @@ from nstlab import losses, plotting
 from nstlab.images import as_image, resize
 from nstlab.optimize import Result, resolve_options, stylize
 from nstlab.plotting import image_rows_figure
-from nstlab.settings import is_smoke, smoke_or
+from nstlab.settings import course_value, is_smoke
 from nstlab.ssim import gaussian_window, ssim
-from nstlab.vgg import GATYS_STYLE_LAYERS, VGGFeatures
+from nstlab.vgg import (
+    GATYS_STYLE_LAYERS, VGGFeatures, WeightsCheck, WeightsUnavailableError, check_weights, vgg19_features,
+)
+from nstlab.weights import imagenet_checkpoint_path
 
 # ----------------------------------------------------------------------------- tables and banners
 
@@ -113,45 +118,114 @@ def rows_table(rows: Sequence[Mapping[str, Any]], title: str | None = None, digi
 
 @dataclass(frozen=True)
 class Banner:
-    """A line that must not be missed (e.g. the weights in use): a coloured box in Jupyter, framed text elsewhere."""
+    """A line that must not be missed (e.g. the weights in use): a coloured box in Jupyter, framed text elsewhere.
+
+    ``detail`` may hold several lines ("\\n"), each wrapped on its own. ``quiet``: one plain line instead, the
+    text and the detail's first line (for news that needs no attention).
+    """
 
     text: str
     detail: str = ""
     warning: bool = False
+    quiet: bool = False
+
+    def _lines(self) -> list[str]:
+        return [line for paragraph in self.detail.splitlines() for line in textwrap.wrap(paragraph, 88) or [""]]
 
     def __str__(self) -> str:
-        body = [self.text.upper()] + textwrap.wrap(self.detail, 88)
+        if self.quiet:
+            return " — ".join([self.text, *self.detail.splitlines()[:1]])
+        body = [self.text.upper()] + self._lines()
         width = max(len(line) for line in body) + 4
         frame = ("!" if self.warning else "=") * width
-        return "\n".join([frame] + [f"  {line}" for line in body] + [frame])
+        return "\n".join([frame] + [f"  {line}".rstrip() for line in body] + [frame])
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
+        if self.quiet:
+            return f"<div style='color:#1b5e20;margin:2px 0'>{html.escape(str(self))}</div>"
         colour = "#b00020" if self.warning else "#1b5e20"
         background = "#fdecea" if self.warning else "#e8f5e9"
+        lines = "".join(f"<div>{html.escape(line) or '&nbsp;'}</div>" for line in self.detail.splitlines())
         return (
             f"<div style='border:3px solid {colour};background:{background};padding:10px 14px;margin:6px 0'>"
             f"<div style='font-size:20px;font-weight:bold;color:{colour}'>{html.escape(self.text)}</div>"
-            f"<div style='margin-top:4px'>{html.escape(self.detail)}</div></div>"
+            f"<div style='margin-top:4px;white-space:pre-wrap'>{lines}</div></div>"
         )
+
+
+_WEIGHTS_CHECK_TIMEOUT = 5.0
+"""Seconds :func:`weights_banner` lets ``check_weights`` wait for the download address when the file is missing."""
+
+
+def _weights_check(weights: str | None) -> WeightsCheck:
+    """``nstlab weights check``'s finding for the notebooks' "auto" weights, or for weights a notebook names."""
+    if weights in (None, "auto"):
+        return check_weights(_WEIGHTS_CHECK_TIMEOUT)
+    asked = [f"the notebook asks for weights={weights!r}"]
+    return WeightsCheck(str(weights), asked, 'WEIGHTS = "auto" in its first cell')
+
+
+def _after_the_fix(weights: str | None) -> str:
+    """What to do once the weights check's fix is done, in the kernel that shows the banner."""
+    if weights not in (None, "auto"):
+        return "then: run the notebook again from the top"
+    if os.environ.get("NSTLAB_WEIGHTS", "").strip() not in ("", "auto", "imagenet"):
+        return ("then: a kernel has the environment of the JupyterLab that started it, even after a restart: change "
+                "NSTLAB_WEIGHTS where JupyterLab is started, then start JupyterLab again")
+    return ("then: no restart needed, the next cell that builds a network loads the file: re-run this cell to check, "
+            "then the cells whose pictures should use it")
+
+
+def _banner_detail(meaning: str, check: WeightsCheck, weights: str | None) -> str:
+    """The warning's lines: what the weights mean for the pictures, the weights check, what to do after its fix."""
+    found, *rest = check.lines()
+    return "\n".join([meaning, f"nstlab weights check: {found}", *rest, _after_the_fix(weights)])
+
+
+def weights_banner(weights: str | None = "auto") -> Banner:
+    """Which VGG19 weights the notebook uses, as a :class:`Banner`: one quiet line for the ImageNet network, else
+    a warning that says what that means for the pictures, why (the findings and fix of ``nstlab weights check``,
+    :func:`nstlab.vgg.check_weights`), and what to do once that is fixed.
+
+    Inputs: weights: the notebook's WEIGHTS ("auto" follows NSTLAB_WEIGHTS).
+    """
+    try:
+        vgg = VGGFeatures(["relu1_1"], weights=weights, device="cpu")
+    except WeightsUnavailableError:
+        check = _weights_check(weights)
+        meaning = "No VGG19 weights could be loaded: every cell that needs the network stops with an error."
+        return Banner("VGG19: no weights", _banner_detail(meaning, check, weights), warning=True)
+    if vgg.weights_name == "imagenet" or Path(vgg.weights_name).name == imagenet_checkpoint_path().name:
+        return Banner(vgg.label, "trained on ImageNet (torchvision IMAGENET1K_V1), as in the papers", quiet=True)
+    if vgg.weights_name == "random":
+        meaning = ("An untrained, seeded VGG19 is in use: the pictures show colour and texture transfer only, not "
+                   "what the ImageNet-trained network gives.")
+    else:
+        meaning = f"VGG19 weights from {vgg.weights_name}, not the ImageNet file: the pictures show what they learnt."
+    check = _weights_check(weights)
+    return Banner(vgg.label, _banner_detail(meaning, check, weights), warning=True)
 
 
 # ----------------------------------------------------------------------------- inputs, sizes and steps
 
 COURSE_SIZE, COURSE_STEPS = 256, 300
-"""The default long side (px) and optimisation steps per run of every experiment called without them
-(smoke mode: 64 px, 5 steps). 300 steps is the presets' own count; the notebooks pass their SIZE and STEPS."""
+"""The default long side (px) and optimisation steps per run of every experiment called without them, in the
+real mode; quick mode (live teaching): 128 px, 60 steps, as the engine's quick defaults for the gatys preset;
+smoke mode (the tests): 64 px, 5 steps. 300 steps is the presets' own count; the notebooks pass their SIZE and
+STEPS."""
 
 
 def course_size(size: int | None) -> int:
-    """``size``, or the course's default long side: COURSE_SIZE px (64 px in smoke mode)."""
-    return smoke_or(COURSE_SIZE, 64) if size is None else size
+    """``size``, or the course's default long side in its mode: COURSE_SIZE px (quick: 128, smoke: 64)."""
+    return course_value(real=COURSE_SIZE, quick=128, smoke=64) if size is None else size
 
 
 def course_steps(steps: int | None) -> int:
-    """``steps``, or the course's default optimisation steps per run: COURSE_STEPS (5 in smoke mode)."""
-    return smoke_or(COURSE_STEPS, 5) if steps is None else steps
+    """``steps``, or the course's default optimisation steps per run in its mode: COURSE_STEPS (quick: 60,
+    smoke: 5)."""
+    return course_value(real=COURSE_STEPS, quick=60, smoke=5) if steps is None else steps
 
 
 def _image(image: Any, size: int | tuple[int, int] | None = None) -> torch.Tensor:
@@ -187,13 +261,16 @@ def clear_run_cache() -> None:
 
 
 def _run_key(content: torch.Tensor, style: torch.Tensor | list[torch.Tensor], options: Mapping[str, Any]) -> str | None:
-    """A fingerprint of the inputs' pixels and of every resolved option; None if the run has a callback."""
+    """A fingerprint of the inputs' pixels, of every resolved option and of the weights they load now; None if the
+    run has a callback."""
     if options.get("callback") is not None or isinstance(options.get("init"), torch.Tensor):
         return None
     opts = resolve_options(**{k: v for k, v in options.items() if k != "progress"})
     opts.pop("progress")
     opts.pop("preset")  # the resolved options decide the run, however they were given
-    digest = hashlib.sha1(repr((sorted(opts.items(), key=str), os.environ.get("NSTLAB_WEIGHTS"))).encode())
+    # the weights the run would load now: "auto" gives ImageNet's once their file is placed, without a restart
+    used = vgg19_features(opts["weights"], opts["pooling"])[1]
+    digest = hashlib.sha1(repr((sorted(opts.items(), key=str), os.environ.get("NSTLAB_WEIGHTS"), used)).encode())
     digest.update(b"styles" if isinstance(style, list) else b"style")
     for t in [content, *style] if isinstance(style, list) else [content, style]:
         digest.update(repr((tuple(t.shape), t.dtype)).encode())

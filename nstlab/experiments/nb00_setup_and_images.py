@@ -1,5 +1,5 @@
-"""Notebook 00, setup and images — faces layer: the weights banner, the environment, the bundled images,
-preprocessing and ImageNet normalisation.
+"""Notebook 00, setup and images — faces layer: the environment, the bundled images, preprocessing and ImageNet
+normalisation (the weights banner at the top of every notebook is common.weights_banner).
 """
 
 from __future__ import annotations
@@ -15,31 +15,16 @@ from matplotlib.figure import Figure
 from nstlab import __version__ as nstlab_version
 from nstlab import plotting
 from nstlab.images import list_images, load_image, resize, sample_image_path
-from nstlab.settings import default_device, is_smoke
+from nstlab.settings import MODE_NOTES, default_device, mode_and_source
 from nstlab.vgg import IMAGENET_MEAN, IMAGENET_STD, VGGFeatures, imagenet_normalize
 
-from .common import Banner, Table, _image, course_size
-
-
-def weights_banner(weights: str | None = "auto") -> Banner:
-    """Which VGG19 weights the course will use, as a :class:`Banner` (a warning box for random weights)."""
-    vgg = VGGFeatures(["relu1_1"], weights=weights, device="cpu")
-    if vgg.weights_name == "random":
-        detail = (
-            "An untrained, seeded VGG19 is in use: every picture of the course then shows colour and "
-            "texture transfer only, not what the ImageNet-trained network gives. For the real thing put "
-            "the ImageNet file where nstlab.vgg.imagenet_checkpoint_path() says and unset NSTLAB_WEIGHTS."
-        )
-        return Banner(vgg.label, detail, warning=True)
-    if vgg.weights_name == "imagenet":
-        return Banner(vgg.label, "VGG19 trained on ImageNet (torchvision IMAGENET1K_V1), as in the papers.")
-    return Banner(vgg.label, f"VGG19 weights loaded from {vgg.weights_name}.")
+from .common import Table, _image, course_size
 
 
 def environment_table(weights: str | None = "auto") -> Table:
-    """Versions, device, smoke mode and weights in use, one row each (a :class:`Table`)."""
+    """Versions, device, the course's mode (real, quick or smoke) and the weights in use, a row each (a Table)."""
     vgg = VGGFeatures(["relu1_1"], weights=weights, device="cpu")
-    smoke = "ON (NSTLAB_SMOKE=1: tiny sizes, few steps)" if is_smoke() else "off (real sizes and steps)"
+    mode, source = mode_and_source()
     rows = [
         ("python", platform.python_version()),
         ("torch", torch.__version__),
@@ -47,7 +32,7 @@ def environment_table(weights: str | None = "auto") -> Table:
         ("nstlab", nstlab_version),
         ("device (nstlab.default_device)", str(default_device())),
         ("CPU threads (torch)", str(torch.get_num_threads())),
-        ("smoke mode", smoke),
+        ("mode (nstlab.set_mode, NSTLAB_MODE)", f"{mode}, from {source}: {MODE_NOTES[mode]}"),
         ("NSTLAB_WEIGHTS", os.environ.get("NSTLAB_WEIGHTS", "") or "(not set)"),
         ("VGG19 weights in use", vgg.label),
     ]
