@@ -84,6 +84,7 @@ class Config:
     precisions: list[str] = field(default_factory=lambda: ["fp32", "auto"])
     peer_steps: int = 40
     quality_steps: int = 0
+    quality_only: bool = False
     out: str | None = None
 
 
@@ -749,6 +750,11 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
         f"{device}, {torch.get_num_threads()} threads, precisions {config.precisions}, "
         f"load average {results['load_before']}")
 
+    if config.quality_only:
+        quality = measure_quality(content, style, config, device, log)
+        results.update(rows=[], quality=None, peers={}, precision_quality=quality)
+        results.update(load_after=load_average(), total_seconds=time.perf_counter() - t_start)
+        return results
     rows: list[dict[str, Any]] = []
     gatys: dict[str, Any] = {}
     for preset in config.presets:
@@ -822,9 +828,10 @@ def table(results: dict[str, Any]) -> str:
         f"{c['content']} + {c['style']} at {c['size']} px ({h}x{w}), random VGG19 weights; seconds are medians; "
         "/ floor is to the fp32 floor",
         "",
-        "| configuration | size | s / step | / floor | baseline / nstlab | peak memory (MiB) |",
-        "|---|---|---:|---:|---:|---:|",
     ]
+    if results["rows"]:
+        lines += ["| configuration | size | s / step | / floor | baseline / nstlab | peak memory (MiB) |",
+                  "|---|---|---:|---:|---:|---:|"]
     for r in results["rows"]:
         mib = None if r["peak_bytes"] is None else r["peak_bytes"] / 2**20
         lines.append(
@@ -847,10 +854,11 @@ def table(results: dict[str, Any]) -> str:
             if name not in ("iterations", "nstlab"):
                 ratios = " | ".join(f"{peer['peer_vs_nstlab'][p]:.2f}" for p in precisions)
                 lines.append(f"| {name} | {peer['seconds']:.3f} | {ratios} |")
-    q = results["quality"]
-    lines += ["", f"Time to quality: the baseline's {q['baseline_steps']} L-BFGS steps take "
-              f"{q['baseline_seconds']:.1f} s and reach loss {q['baseline_loss']:.5g}; nstlab (gatys, L-BFGS, "
-              f"scales {c['ttq_scales']}):"]
+    q = results["quality"] or {"nstlab": {}}
+    if results["rows"]:
+        lines += ["", f"Time to quality: the baseline's {q['baseline_steps']} L-BFGS steps take "
+                  f"{q['baseline_seconds']:.1f} s and reach loss {q['baseline_loss']:.5g}; nstlab (gatys, L-BFGS, "
+                  f"scales {c['ttq_scales']}):"]
     for precision, n in q["nstlab"].items():
         reached = (f"reaches {n['yardstick']:.5g} in {n['seconds']:.1f} s (steps per scale {n['steps']}): "
                    f"**{n['ratio']:.3f}** of the baseline's time, {n['ratio_from_medians']:.3f} from the median "
@@ -898,6 +906,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
                    help="L-BFGS iterations of neural-style-pt (and of the others' medians it is compared with)")
     p.add_argument("--quality-steps", type=int, default=d.quality_steps,
                    help="steps of each preset's quality run in each precision (0 skips them)")
+    p.add_argument("--quality-only", action="store_true", help="only the quality runs (with --quality-steps N)")
     p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/<device>_<size>px.json)")
     a = p.parse_args(argv)
     if len(a.ttq_coarse_steps) != len(a.ttq_scales) - 1:
@@ -905,6 +914,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     if min(a.steps, a.preset_steps, a.big_steps, a.peer_steps) < 2 or a.repeats < 1:
         p.error("--steps, --preset-steps, --big-steps and --peer-steps must be >= 2 (the first is a warm-up), "
                 "--repeats >= 1")
+    if a.quality_only and a.quality_steps < 1:
+        p.error("--quality-only needs --quality-steps N")
     if a.peer_steps > a.steps:
         p.error(f"--peer-steps ({a.peer_steps}) cannot exceed --steps ({a.steps}): nstlab's run gives its medians")
     try:
@@ -916,6 +927,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         presets=a.presets, steps=a.steps, preset_steps=a.preset_steps, ttq_scales=a.ttq_scales,
         ttq_coarse_steps=a.ttq_coarse_steps, ttq_max_steps=a.ttq_max_steps, big_size=a.big_size,
         big_steps=a.big_steps, precisions=a.precisions, peer_steps=a.peer_steps, quality_steps=a.quality_steps,
+        quality_only=a.quality_only,
         out=a.out,
     )
 

@@ -102,6 +102,18 @@ def test_tiny_benchmark_run_measures_every_row(bench, tmp_path, monkeypatch) -> 
     json.loads(json.dumps(results))
 
 
+def test_quality_only_runs_just_the_quality_rows(bench, tmp_path) -> None:
+    config = bench.parse_args(["--size", "48", "--quality-only", "--quality-steps", "2", "--presets", "gatys",
+                               "--precisions", "fp32", "bf16"])
+    results = bench.run(config, log=lambda _: None)
+    assert results["rows"] == [] and [r["run"] for r in results["precision_quality"]] == [
+        "fp32", "bf16", "fp32 dithered"]
+    text = bench.table(results)
+    assert "Quality in reduced precision" in text and "Time to quality" not in text
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--quality-only"])
+
+
 def _floor(results: dict, row: dict) -> float:
     return next(r["seconds"] for r in results["rows"] if r["kind"] == "floor" and r["precision"] == "fp32"
                 and (r["preset"], r["size"]) == (row["preset"], row["size"]))
