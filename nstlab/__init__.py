@@ -8,8 +8,8 @@ layer and those below it (tests/test_layers.py reads the imports to hold this):
    that reads like the formula; the notebooks point to these and the exercises check against them.
 2. Engine kernels: ``_kernels`` (private), the fast paths, held equal to the textbook by
    tests/test_kernels.py.
-3. Engine: ``presets`` and ``optimize`` (``stylize``), ``fast`` (Johnson et al.'s networks). No
-   figures, widgets or command-line parsing.
+3. Engine: ``presets`` and ``optimize`` (``stylize``), ``fast`` (Johnson et al.'s networks) and its
+   ``training_data``. No figures, widgets or command-line parsing.
 4. Faces: ``experiments`` (one module per notebook), ``plotting``, ``widgets``, ``checks``, ``cli``.
 
 Figure functions follow one naming rule: ``visualize_*`` runs an experiment and draws it, ``plot_*``

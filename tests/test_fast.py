@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from nstlab import cli, fast
+from nstlab import cli, fast, training_data
 from nstlab.images import ImageError, load_image, resize, sample_image, save_image
 from nstlab.losses import gram_matrix
 from tiny_fast import STYLE, TINY
@@ -121,28 +121,28 @@ def test_perceptual_loss_terms_by_hand():
 
 def test_augmented_crop_is_a_seeded_square_crop():
     image = sample_image("chelsea_cat", 80)
-    a = fast.augmented_crop(image, 24, torch.Generator().manual_seed(3))
-    b = fast.augmented_crop(image, 24, torch.Generator().manual_seed(3))
+    a = training_data.augmented_crop(image, 24, torch.Generator().manual_seed(3))
+    b = training_data.augmented_crop(image, 24, torch.Generator().manual_seed(3))
     assert a.shape == (1, 3, 24, 24) and torch.equal(a, b)
     assert 0 <= float(a.min()) and float(a.max()) <= 1
-    crops = [fast.augmented_crop(image, 24, torch.Generator().manual_seed(s)) for s in range(6)]
+    crops = [training_data.augmented_crop(image, 24, torch.Generator().manual_seed(s)) for s in range(6)]
     assert len({c.sum().item() for c in crops}) == 6
     # the whole square image at its own size: the crop is the image or its mirror
     square = sample_image("astronaut", 40)
     seen = set()
     for s in range(8):
-        crop = fast.augmented_crop(square, 40, torch.Generator().manual_seed(s), min_scale=1.0)
+        crop = training_data.augmented_crop(square, 40, torch.Generator().manual_seed(s), min_scale=1.0)
         assert torch.equal(crop, square) or torch.equal(crop, square.flip(-1))
         seen.add(torch.equal(crop, square))
     assert seen == {True, False}
 
 
 def test_crop_sampler_batches_depend_only_on_seed_and_step():
-    paths = fast.content_paths()
-    assert len(paths) == 8 and not any(p.stem in fast.HELD_OUT for p in paths)
-    a, b = fast.CropSampler(paths, 24, 2, seed=5), fast.CropSampler(paths, 24, 2, seed=5)
+    paths = training_data.content_paths()
+    assert len(paths) == 8 and not any(p.stem in training_data.HELD_OUT for p in paths)
+    a, b = training_data.CropSampler(paths, 24, 2, seed=5), training_data.CropSampler(paths, 24, 2, seed=5)
     assert torch.equal(a.batch(7), b.batch(7))
-    assert not torch.equal(a.batch(7), fast.CropSampler(paths, 24, 2, seed=6).batch(7))
+    assert not torch.equal(a.batch(7), training_data.CropSampler(paths, 24, 2, seed=6).batch(7))
     # an epoch (4 steps of 2 of the 8 images) visits every image exactly once
     assert sorted(i for step in range(4) for i in a.indices(step)) == list(range(8))
     assert a.batch(0).shape == (2, 3, 24, 24)
@@ -153,12 +153,12 @@ def test_content_paths_of_a_folder(tmp_path):
     save_image(sample_image("coffee", 40), tmp_path / "a.png")
     save_image(sample_image("rocket", 40), tmp_path / "sub" / "b.jpg")
     (tmp_path / "notes.txt").write_text("not an image")
-    assert [p.name for p in fast.content_paths(tmp_path)] == ["a.png", "b.jpg"]
+    assert [p.name for p in training_data.content_paths(tmp_path)] == ["a.png", "b.jpg"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no training images"):
-        fast.content_paths(tmp_path / "empty")
+        training_data.content_paths(tmp_path / "empty")
     with pytest.raises(ValueError, match="not a folder"):
-        fast.content_paths(tmp_path / "a.png")
+        training_data.content_paths(tmp_path / "a.png")
 
 
 # ----------------------------------------------------------------------------- training
