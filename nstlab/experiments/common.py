@@ -33,6 +33,7 @@ from nstlab import losses, plotting
 from nstlab.images import as_image, resize
 from nstlab.optimize import Result, resolve_options, stylize
 from nstlab.plotting import image_rows_figure
+from nstlab.presets import QUICK_SIZE, QUICK_STEPS_SHARE, SMOKE_SIZE
 from nstlab.settings import course_value, is_smoke
 from nstlab.ssim import gaussian_window, ssim
 from nstlab.vgg import (
@@ -212,20 +213,22 @@ def weights_banner(weights: str | None = "auto") -> Banner:
 
 COURSE_SIZE, COURSE_STEPS = 256, 300
 """The default long side (px) and optimisation steps per run of every experiment called without them, in the
-real mode; quick mode (live teaching): 128 px, 60 steps, as the engine's quick defaults for the gatys preset;
+real mode; quick mode (live teaching): 128 px, 60 steps, the engine's quick defaults (nstlab.presets) for them;
 smoke mode (the tests): 64 px, 5 steps. 300 steps is the presets' own count; the notebooks pass their SIZE and
 STEPS."""
 
 
 def course_size(size: int | None) -> int:
     """``size``, or the course's default long side in its mode: COURSE_SIZE px (quick: 128, smoke: 64)."""
-    return course_value(real=COURSE_SIZE, quick=128, smoke=64) if size is None else size
+    return course_value(real=COURSE_SIZE, quick=QUICK_SIZE, smoke=SMOKE_SIZE) if size is None else size
 
 
 def course_steps(steps: int | None) -> int:
     """``steps``, or the course's default optimisation steps per run in its mode: COURSE_STEPS (quick: 60,
     smoke: 5)."""
-    return course_value(real=COURSE_STEPS, quick=60, smoke=5) if steps is None else steps
+    if steps is not None:
+        return steps
+    return course_value(real=COURSE_STEPS, quick=round(COURSE_STEPS * QUICK_STEPS_SHARE), smoke=5)
 
 
 def _image(image: Any, size: int | tuple[int, int] | None = None) -> torch.Tensor:
