@@ -48,10 +48,41 @@ def test_auto_on_cuda_prefers_bf16_then_fp16(monkeypatch, bf16_supported, expect
 
 def test_native_bf16_follows_what_torch_reports(monkeypatch) -> None:
     monkeypatch.setattr(_kernels, "X86_64", True)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
     for avx512_bf16, amx, expected in [(False, False, False), (True, False, True), (False, True, True)]:
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
         assert _kernels.native_bf16_cpu() is expected
+
+
+@pytest.mark.parametrize("cap, expected", [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True),
+                                           ("AVX512_CORE_AMX", True), ("ALL", True), ("", True)])
+def test_native_bf16_respects_a_cap_on_onednn(monkeypatch, cap, expected) -> None:
+    """Capped below AVX512_CORE_BF16 (ONEDNN_MAX_CPU_ISA, as on an older CPU), oneDNN emulates bf16 or torch
+    does not give it bf16 convolutions at all: "auto" then runs fp32, even on a CPU that has bf16."""
+    monkeypatch.setattr(_kernels, "X86_64", True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert _kernels.native_bf16_cpu() is expected
+    assert _kernels.resolve_precision("auto", torch.device("cpu")) == ("bf16" if expected else "fp32")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", cap)  # oneDNN's older name for the same cap
+    assert _kernels.native_bf16_cpu() is expected
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
+    assert _kernels.native_bf16_cpu() is False  # torch does not hand oneDNN bf16 work (it read a cap at start)
+
+
+@pytest.mark.skipif(_kernels.onednn_isa_cap() != "AVX2" or not _kernels.X86_64, reason="for ./dev.sh test-capped")
+def test_the_cap_of_the_capped_run_is_in_force() -> None:
+    """./dev.sh test-capped computes as a CPU without AVX-512 would: ATen's loops at AVX2, no bf16 for oneDNN,
+    and so "auto" is fp32."""
+    assert torch.backends.cpu.get_cpu_capability() == "AVX2"
+    assert not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert _kernels.resolve_precision("auto", torch.device("cpu")) == "fp32"
 
 
 def test_stylize_rejects_an_unknown_precision() -> None:
