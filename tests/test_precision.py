@@ -1,7 +1,7 @@
 """Reduced precision in the engine: which precision "auto" picks, the fp16 loss scaling, the records that
-say which precision ran, and that the pictures hold: a bf16 (and fp16) run ends at the fp32 run's
-objective within 2 %, and its image is as close to the fp32 image as a second fp32 run's is when its
-start differs by a 1/255 dither."""
+say which precision ran, and that the pictures hold: a bf16 (and fp16) run optimises fp32's objective (the first
+step agrees to the format's rounding) and ends no worse than fp32 runs do from starts dithered by half a grey
+level, with an image as close to fp32's as theirs."""
 
 from __future__ import annotations
 
@@ -154,29 +154,94 @@ def test_train_fast_records_its_precision_and_trains_in_bf16() -> None:
 
 
 # ----------------------------------------------------------------------------- the pictures hold
+#
+# The claim: a reduced-precision run optimises the same objective as fp32 and ends no worse. Its final objective
+# cannot be held to fp32's to a fixed fraction: 20 L-BFGS steps amplify rounding, so two fp32 runs whose starts
+# differ by half a grey level end up to 4 % apart here, and another CPU's kernels round otherwise. So each
+# precision runs from STARTS starts (the content image and dithers of it), and the fp32 runs are the yardstick.
 
 QUALITY_SIZE, QUALITY_STEPS = 64, 20
-OBJECTIVE_TOLERANCE = 0.02
+STARTS = 6
+"""The content image, then 5 copies of it dithered by up to ±1/2 grey level (seeds 1-5)."""
+
+FIRST_STEP_EPS = 1.0
+"""The first step evaluates the same image in both precisions, so its objectives differ by rounding alone: at most
+this many machine epsilons of the reduced format (bf16 2^-7, fp16 2^-10). Measured (2026-12-07, gatys, novak,
+ssim, every start) on a Xeon with AMX, and with ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (as on an AMD EPYC) and
+=AVX2 with ATEN_CPU_CAPABILITY=avx2: at most 0.35 eps in bf16 (novak, 0.27 %) and 0.17 eps in fp16."""
+
+FINAL_MARGIN_RANGES = 1.5
+"""The mean final objective of the reduced runs may exceed the fp32 runs' mean by 1.5 times the range (largest -
+smallest) of the fp32 runs' final objectives. If both were samples of one distribution (rounding noise alone),
+a mean of 6 would pass that margin with probability 0.06 % (normal samples, simulated). Measured on the three
+CPUs above: the reduced mean differed from fp32's by -1.0 % to +0.8 % (at most 0.4 ranges), the fp32 range was
+0.7 % (ssim) to 4 % (gatys) of the objective."""
+
+PICTURE_RATIO, PICTURE_SSIM_GAP = 1.5, 0.1
+"""The reduced runs' images are on average at most 1.5 times as far (mean absolute difference) from the
+undithered fp32 image as the dithered fp32 runs' images are, and their SSIM to it at most 0.1 lower. Measured on
+the three CPUs above: at most 1.18 times as far and 0.065 lower (novak in bf16)."""
 
 
-def _run(preset: str, precision: str, init: torch.Tensor | str = "content") -> tuple[torch.Tensor, float]:
-    result = nstlab.stylize(CONTENT, STYLE, preset=preset, size=QUALITY_SIZE, steps=QUALITY_STEPS,
-                            precision=precision, init=init, progress=False)
-    return result.image, optimize.objective(result.image, CONTENT, STYLE, preset=preset)["total"]
+def _start(i: int) -> torch.Tensor | str:
+    if i == 0:
+        return "content"
+    content = as_image(CONTENT, QUALITY_SIZE)
+    dither = (torch.rand(content.shape, generator=torch.Generator().manual_seed(i)) - 0.5) / 255
+    return (content + dither).clamp(0, 1)
+
+
+def _mean_and_limit(finals: list[float], finals_fp32: list[float]) -> tuple[float, float]:
+    """The mean of ``finals`` and the most it may be: the fp32 runs' mean plus FINAL_MARGIN_RANGES ranges."""
+    margin = FINAL_MARGIN_RANGES * (max(finals_fp32) - min(finals_fp32))
+    return sum(finals) / len(finals), sum(finals_fp32) / len(finals_fp32) + margin
+
+
+_RUNS: dict[tuple[str, str], list[tuple[float, float, torch.Tensor]]] = {}
+
+
+def _runs(preset: str, precision: str) -> list[tuple[float, float, torch.Tensor]]:
+    """(first-step objective in the run's precision, final objective evaluated in fp32, image) from every start;
+    kept for the module, so that gatys' fp32 runs serve both its bf16 and fp16 tests."""
+    if (preset, precision) not in _RUNS:
+        runs = []
+        for i in range(STARTS):
+            result = nstlab.stylize(CONTENT, STYLE, preset=preset, size=QUALITY_SIZE, steps=QUALITY_STEPS,
+                                    precision=precision, init=_start(i), progress=False)
+            final = optimize.objective(result.image, CONTENT, STYLE, preset=preset)["total"]
+            runs.append((result.history["total"][0], final, result.image))
+        _RUNS[preset, precision] = runs
+    return _RUNS[preset, precision]
 
 
 @pytest.mark.parametrize("preset, precision", [("gatys", "bf16"), ("novak", "bf16"), ("ssim", "bf16"),
                                                ("gatys", "fp16")])
-def test_reduced_precision_reaches_the_fp32_objective_and_a_close_picture(preset, precision) -> None:
-    fp32_image, fp32_objective = _run(preset, "fp32")
-    image, objective = _run(preset, precision)
-    # The yardstick: a second fp32 run whose starting image differs by a 1/255 dither.
-    content = as_image(CONTENT, QUALITY_SIZE)
-    dither = (torch.rand(content.shape, generator=torch.Generator().manual_seed(1)) - 0.5) / 255
-    dithered_image, dithered_objective = _run(preset, "fp32", init=(content + dither).clamp(0, 1))
-    assert abs(objective - fp32_objective) <= OBJECTIVE_TOLERANCE * fp32_objective
-    assert abs(dithered_objective - fp32_objective) <= OBJECTIVE_TOLERANCE * fp32_objective
-    difference = float((image - fp32_image).abs().mean())
-    dithered_difference = float((dithered_image - fp32_image).abs().mean())
-    assert difference <= 1.5 * dithered_difference, (difference, dithered_difference)
-    assert float(ssim(image, fp32_image)) >= float(ssim(dithered_image, fp32_image)) - 0.1
+def test_reduced_precision_optimises_the_fp32_objective_and_ends_no_worse(preset, precision) -> None:
+    fp32, reduced = _runs(preset, "fp32"), _runs(preset, precision)
+    eps = torch.finfo(_kernels.DTYPES[precision]).eps
+    for (first, _, _), (first_fp32, _, _) in zip(reduced, fp32):
+        assert abs(first - first_fp32) <= FIRST_STEP_EPS * eps * first_fp32, (first, first_fp32)
+
+    mean_reduced, limit = _mean_and_limit([final for _, final, _ in reduced], [final for _, final, _ in fp32])
+    assert mean_reduced <= limit, (mean_reduced, limit)
+
+    reference = fp32[0][2]
+    dithered = [image for _, _, image in fp32[1:]]
+    images = [image for _, _, image in reduced]
+    distance = sum(float((image - reference).abs().mean()) for image in images) / len(images)
+    yardstick = sum(float((image - reference).abs().mean()) for image in dithered) / len(dithered)
+    assert distance <= PICTURE_RATIO * yardstick, (distance, yardstick)
+    similarity = sum(float(ssim(image, reference)) for image in images) / len(images)
+    similarity_yardstick = sum(float(ssim(image, reference)) for image in dithered) / len(dithered)
+    assert similarity >= similarity_yardstick - PICTURE_SSIM_GAP, (similarity, similarity_yardstick)
+
+
+def test_the_yardstick_catches_a_worse_result() -> None:
+    """The same criterion fails fp32 runs stopped after half the steps (measured: their mean objective is about
+    20 % above the full runs'; the limit is 6 % above): the margin is narrow enough to see a real loss."""
+    finals_fp32 = [final for _, final, _ in _runs("gatys", "fp32")]
+    short = [nstlab.stylize(CONTENT, STYLE, size=QUALITY_SIZE, steps=QUALITY_STEPS // 2, precision="fp32",
+                            init=_start(i), progress=False).image for i in range(STARTS)]
+    mean_short, limit = _mean_and_limit([optimize.objective(image, CONTENT, STYLE)["total"] for image in short],
+                                        finals_fp32)
+    assert mean_short > limit, (mean_short, limit)
