@@ -64,7 +64,8 @@ def test_visualize_style_weight_sweep_titles_the_ratios(sweep_images):
     assert plot.get_xscale() == "log" and len(plot.get_lines()) == 2
 
 
-def test_style_weight_sweep_defaults_to_multiples_of_the_preset(sweep_images):
+def test_style_weight_sweep_defaults_to_multiples_of_the_preset(sweep_images, monkeypatch):
+    monkeypatch.setenv("NSTLAB_SMOKE", "1")  # smoke mode's multiples (0.1, 1, 10), whatever mode the shell has
     c, s = sweep_images
     beta = PRESETS["gatys"]["style_weight"]
     assert list(ex.style_weight_sweep(c, s, size=SIZE, steps=1)) == [0.1 * beta, beta, 10 * beta]  # smoke mode
@@ -135,15 +136,23 @@ def _own_loop_setup(sweep_images):
 
 def test_the_written_out_loop_follows_stylize(sweep_images):
     """Notebook 04's own loop (the reference solution) and stylize's gatys preset: the same objective (the first
-    step, the same image, agrees to rounding) and the same optimiser (the curves stay within LOOP_TOLERANCE, 2 %,
-    over 20 steps: L-BFGS amplifies the ~1e-7 rounding differences of the engine's layout and Gram kernels)."""
+    step, the same image, agrees to rounding) and the same optimiser (the curves stay within LOOP_TOLERANCE, 5 %,
+    over 20 steps: L-BFGS amplifies the ~1e-7 rounding differences of the engine's layout and Gram kernels).
+
+    Measured (2026-12-07) on a Xeon with AMX, and with ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 and =AVX2 (with
+    ATEN_CPU_CAPABILITY=avx2): first step 1.1e-7, largest 0.34 %, 0.34 % and 0.68 %. The images drift apart as
+    rounding grows (mean absolute difference 0.019 on all three), so they are held to a yardstick instead of a
+    number: the same loop from a start dithered by half a grey level lands 0.049 away."""
     content, style, vgg, P, A = _own_loop_setup(sweep_images)
     image, history = ex.gatys_loop(content, vgg, P, A, steps=20)
     result = nstlab.stylize(content, style, size=64, steps=20, precision="fp32", seed=0, progress=False)
     agreement = ex.loop_agreement(history, result.history["total"])
     assert agreement["steps"] == 20 and agreement["first step"] <= ex.FIRST_STEP_TOLERANCE
     assert agreement["largest"] <= ex.LOOP_TOLERANCE
-    assert image.shape == result.image.shape and float((image - result.image).abs().mean()) < 0.02
+    dither = (torch.rand(content.shape, generator=torch.Generator().manual_seed(1)) - 0.5) / 255
+    dithered, _ = ex.gatys_loop((content + dither).clamp(0, 1), vgg, P, A, steps=20)
+    assert image.shape == result.image.shape
+    assert float((image - result.image).abs().mean()) <= float((image - dithered).abs().mean())
     _, no_tv = ex.gatys_loop(content, vgg, P, A, steps=5, gamma=0.0)  # another objective: far off at once
     assert ex.loop_agreement(no_tv, result.history["total"])["first step"] > 100 * ex.FIRST_STEP_TOLERANCE
     _, again = ex.gatys_loop(content, vgg, P, A, steps=20, alpha=1.0, beta=1.0, gamma=3.0)

@@ -318,14 +318,20 @@ def loop_agreement(history: Sequence[float], reference: Sequence[float]) -> dict
     return {"steps": n, "first step": diff[0], "largest": max(diff)}
 
 
-LOOP_TOLERANCE = 2e-2
-"""How closely a correct loop follows ``stylize(..., precision="fp32")``: 2 % at every step. Both compute the
+LOOP_TOLERANCE = 5e-2
+"""How closely a correct loop follows ``stylize(..., precision="fp32")``: 5 % at every step. Both compute the
 same function in float32, but the engine in another order (a channels_last network, fused Gram products), and
-L-BFGS amplifies those ~1e-7 rounding differences from step to step: measured on the build machine, 1e-4 after
-10 steps and under 1 % after 60 steps at 64 px, 1.3 % after 40 steps at 128 px. The first step compares the same
-image, so there the two agree to rounding (FIRST_STEP_TOLERANCE)."""
+L-BFGS amplifies those ~1e-7 rounding differences from step to step. Measured (2026-12-07, untrained VGG19, the
+course's images) on a Xeon with AMX, and with oneDNN capped to AVX512_CORE_BF16 (as on an AMD EPYC) and to AVX2
+(ATen too, as on an older CPU): at most 0.7 % over 20 steps at 64 px, 1.2 % over 20 steps at 128 px and 1.5 % over
+50 steps at 256 px (AVX2; 0.4 % on the other two). An optimiser set otherwise departs further: step size 0.8
+instead of 1 by 10-21 %, a strong-Wolfe line search by 94-148 %; a history of 10 pairs instead of 100 stays
+within rounding (0.1-1.2 %) over these lengths and cannot be told apart. The first step compares the same image,
+so there the two agree to rounding (FIRST_STEP_TOLERANCE)."""
 
 FIRST_STEP_TOLERANCE = 1e-5
+"""The first step's relative difference for the same objective: measured 0 to 1.1e-7 on the three CPUs above; a
+missing term or normalisation is off by far more (the TV term left out: 4 %)."""
 
 
 def plot_loop_vs_stylize(history: Sequence[float], result: Result, label: str = "your loop") -> Figure:
