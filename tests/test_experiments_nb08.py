@@ -79,11 +79,18 @@ def test_luminance_transfer_from_your_functions_is_stylizes_luminance_mode():
         calls.append("yiq")
         return color.rgb_to_yiq(img)
 
-    mine = experiments.luminance_transfer_with(my_yiq, color.recombine_luminance, size=32, steps=2, weights="random")
-    variant = {"l": {"preserve_color": "luminance"}}
+    # The same algorithm by two routes that round differently: your rgb_to_yiq (a matrix product) against stylize's
+    # color.luminance (a weighted sum), 1 ulp apart. In fp32 the images after two steps differ by at most 1.8e-7,
+    # measured (2026-12-07) on a Xeon with AMX and with ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 and =AVX2; the bound is
+    # 1e-5. (They were bit-equal on an AMD EPYC, which is why this once said torch.equal.)
+    mine = experiments.luminance_transfer_with(my_yiq, color.recombine_luminance, size=32, steps=2, weights="random",
+                                               precision="fp32")
+    variant = {"l": {"preserve_color": "luminance", "precision": "fp32"}}
     package = experiments.run_variants("eilean_donan_castle", "van_gogh_night_cafe", variant, 32, 2, 0, "random")["l"]
-    assert calls == ["yiq", "yiq"] and torch.equal(mine.image, package.image)
-    assert torch.equal(mine.best_image, package.best_image)
+    assert calls == ["yiq", "yiq"]
+    assert mine.history["total"][0] == pytest.approx(package.history["total"][0], rel=1e-6)
+    torch.testing.assert_close(mine.image, package.image, rtol=0, atol=1e-5)
+    torch.testing.assert_close(mine.best_image, package.best_image, rtol=0, atol=1e-5)
     fig = experiments.visualize_color_preservation(size=32, steps=2, weights="random", rgb_to_yiq=my_yiq,
                                                    recombine=color.recombine_luminance)
     assert [ax.get_title().split("\n")[0] for ax in fig.axes[2:5]] == list(experiments.COLOR_VARIANTS)
