@@ -12,8 +12,9 @@ from nstlab.experiments import SWEEP_CONTENT, SWEEP_STYLE
 
 @pytest.fixture(autouse=True)
 def _mode_of_the_test_command(monkeypatch):
-    """Every test runs in the mode the test command sets (NSTLAB_SMOKE=1), whatever NSTLAB_MODE the shell has
-    and whatever ``set_mode`` an earlier test called."""
+    """No test inherits NSTLAB_MODE from the shell or a ``set_mode`` from an earlier test. The test command sets
+    NSTLAB_SMOKE=1 for speed; a test whose assertions depend on the mode sets it itself, so that ``pytest tests``
+    passes without the test command too."""
     monkeypatch.delenv("NSTLAB_MODE", raising=False)
     settings.set_mode(None)
     yield

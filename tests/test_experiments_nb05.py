@@ -95,7 +95,8 @@ def test_visualize_tv_weight_sweep(sweep_images):
     assert plot.get_xlabel() == "tv_weight (linear up to 10, log scale above)"
 
 
-def test_tv_weight_sweep_defaults_to_multiples_of_the_preset(sweep_images):
+def test_tv_weight_sweep_defaults_to_multiples_of_the_preset(sweep_images, monkeypatch):
+    monkeypatch.setenv("NSTLAB_SMOKE", "1")  # smoke mode's multiples (0, 1, 100), whatever mode the shell has
     c, s = sweep_images
     gamma = PRESETS["gatys"]["tv_weight"]
     assert list(ex.tv_weight_sweep(c, s, size=SIZE, steps=1)) == [0.0, gamma, 100 * gamma]  # smoke mode
