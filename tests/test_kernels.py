@@ -14,7 +14,9 @@ from nstlab import _kernels, losses
 from nstlab.ssim import gaussian_filter, gaussian_window, local_statistics
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
-# float32 takes the oneDNN 1x1-convolution path on an x86-64 CPU; float64 the matmul one.
+# float32 takes the oneDNN 1x1-convolution path on an x86-64 CPU; float64 the matmul one. Measured (2026-12-07) on a
+# Xeon with AMX and with oneDNN and ATen capped to AVX2 (README: Tests): the float32 differences, scaled as below, use
+# at most 3.5 % of the float32 tolerance (style_grams; the Grams 1.7 %, the chained Grams 0.8 %).
 TOLERANCES = {torch.float64: {"rtol": 1e-10, "atol": 1e-10}, torch.float32: {"rtol": 2e-5, "atol": 2e-5}}
 
 
