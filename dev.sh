@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # One command for each job, on a fresh machine:
 #   ./dev.sh course   set everything up and open the course (JupyterLab on notebooks/)
-#   ./dev.sh test     set everything up and run the whole test suite (pytest + nbval on the notebooks)
+#   ./dev.sh test     set everything up and run the whole test suite (pytest + nbval on the notebooks);
+#                     with paths (./dev.sh test tests/test_losses.py -x) only those
+#   ./dev.sh test-capped   the unit tests again with oneDNN and ATen capped to AVX2, computing as an older CPU
+#                     would: the tests that compare computations which round differently must pass there too
 #   ./dev.sh setup    only create the virtual environment (.venv, or $NSTLAB_VENV) and install nstlab
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -54,16 +57,27 @@ case "${1:-}" in
         exec "$venv/bin/jupyter" lab --ServerApp.tornado_settings="{'websocket_max_message_size': 536870912}" \
             notebooks/
         ;;
-    test)
+    test | test-capped)
         setup
+        job="$1"
         shift
         # Small sizes and few steps, untrained VGG19 (no download), no GUI backend.
         export NSTLAB_SMOKE=1 NSTLAB_WEIGHTS="${NSTLAB_WEIGHTS:-random}" MPLBACKEND=Agg
-        exec "$venv/bin/python" -m pytest tests notebooks --nbval-lax \
+        paths=(tests notebooks)
+        if [ "$job" = test-capped ]; then
+            # oneDNN without AVX-512 (ONEDNN_VERBOSE=1 then names brg_conv_fwd:avx2, jit_1x1:avx2; torch hands it no bf16
+            # work) and ATen's vectorised loops at AVX2: other kernels, other rounding. README: Tests.
+            export ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+            paths=(tests)
+        fi
+        for arg in "$@"; do
+            if [ -e "${arg%%::*}" ]; then paths=(); break; fi  # paths given: run only those
+        done
+        exec "$venv/bin/python" -m pytest "${paths[@]}" --nbval-lax \
             --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider "$@"
         ;;
     *)
-        echo "usage: ./dev.sh course | test [pytest options] | setup" >&2
+        echo "usage: ./dev.sh course | test [paths] [pytest options] | test-capped [paths] [pytest options] | setup" >&2
         exit 2
         ;;
 esac
