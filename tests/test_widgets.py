@@ -18,6 +18,10 @@ from nstlab.settings import course_value
 
 CONTENT, STYLE = "tower_bridge", "van_gogh_cafe_terrace_at_night"
 
+# The panels run stylize with the weights NSTLAB_WEIGHTS names: the untrained VGG19 here, whether or not the
+# test command set it (offline, "auto" would try to download the ImageNet file).
+pytestmark = pytest.mark.usefixtures("random_weights_and_private_cache")
+
 
 def test_log_slider_range_and_value():
     slider = widgets.log_slider("style weight", 1e3, -2, 8)
