@@ -24,7 +24,10 @@ YIQ_FROM_RGB = torch.tensor(
 RGB_FROM_YIQ = torch.linalg.inv(YIQ_FROM_RGB)
 """Its inverse (as skimage's ``rgb_from_yiq``)."""
 
-COLOR_MODES = ("cholesky", "pca", "sym")
+COLOR_MODES = ("cholesky", "image_analogies", "sym")
+COLOR_MODE_ALIASES = {"pca": "image_analogies"}
+"""Older names of the modes, still accepted: "pca" was the Image Analogies map's name before it was named for what it
+computes (symmetric square roots, no principal axes)."""
 
 
 def _check_batch(fn: str, name: str, img: object, channels: tuple[int, ...] = (3,)) -> None:
@@ -196,7 +199,7 @@ def _transfer_matrix(cov_s: torch.Tensor, cov_t: torch.Tensor, mode: str) -> tor
     """A with A cov_s A^T = cov_t."""
     if mode == "cholesky":
         return torch.linalg.cholesky(cov_t) @ torch.linalg.inv(torch.linalg.cholesky(cov_s))
-    if mode == "pca":  # the Image Analogies form (Hertzmann et al. 2001), Gatys et al.'s A_IA
+    if mode == "image_analogies":  # Hertzmann et al. (2001), Gatys et al.'s A_IA
         return symmetric_power(cov_t, 0.5) @ symmetric_power(cov_s, -0.5)
     half_s, inv_half_s = symmetric_power(cov_s, 0.5), symmetric_power(cov_s, -0.5)
     return inv_half_s @ symmetric_power(half_s @ cov_t @ half_s, 0.5) @ inv_half_s
@@ -213,8 +216,9 @@ def match_color_histogram(
 
     x' = A (x - mu_s) + mu_t with A S_s A^T = S_t (S = colour covariance + eps I):
     - "cholesky": A = L_t L_s^-1 (L the Cholesky factors);
-    - "pca": A = S_t^1/2 S_s^-1/2 with symmetric square roots S^1/2 = Q L^1/2 Q^T (eigendecomposition):
-      the Image Analogies form that Gatys et al. (2016, "Preserving Color") use besides Cholesky;
+    - "image_analogies" (also "pca", its former name): A = S_t^1/2 S_s^-1/2 with symmetric square roots
+      S^1/2 = Q L^1/2 Q^T (eigendecomposition): the Image Analogies form that Gatys et al. (2016, "Preserving
+      Color") use besides Cholesky;
     - "sym": the symmetric solution A = S_s^-1/2 (S_s^1/2 S_t S_s^1/2)^1/2 S_s^-1/2.
     For colour-preserving style transfer recolour the style image: match_color_histogram(style,
     content). Computed in float64; returned in the source dtype.
@@ -226,6 +230,7 @@ def match_color_histogram(
     - (N, 3, H, W) recoloured source.
     """
     fn = "match_color_histogram"
+    mode = COLOR_MODE_ALIASES.get(mode, mode)
     if mode not in COLOR_MODES:
         raise ValueError(f"{fn}: mode must be one of {COLOR_MODES}, got {mode!r}")
     _check_batch(fn, "source", source)

@@ -186,7 +186,7 @@ def test_luminance_transfer_bad_input():
 # ----------------------------------------------------------------------------- colour matching
 
 
-@pytest.mark.parametrize("mode", ["cholesky", "pca", "sym"])
+@pytest.mark.parametrize("mode", ["cholesky", "image_analogies", "sym"])
 @pytest.mark.parametrize("dtype", [torch.float32, D])
 def test_match_color_histogram_matches_mean_and_covariance(mode, dtype):
     source = torch.cat([_astronaut(), torch.rand(1, 3, 64, 64, generator=_gen(5), dtype=D) ** 2])
@@ -214,36 +214,42 @@ def _recovered_matrix(source: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 def test_match_color_histogram_mode_structure():
     source, target = _astronaut(), _coffee()
-    a_chol, a_pca, a_sym = (
+    a_chol, a_ia, a_sym = (
         _recovered_matrix(source, match_color_histogram(source, target, mode, clamp=False))
-        for mode in ("cholesky", "pca", "sym")
+        for mode in ("cholesky", "image_analogies", "sym")
     )
     # Cholesky: L_t L_s^-1 is lower triangular. Sym: A = A^T (and positive definite).
     torch.testing.assert_close(a_chol, a_chol.tril(), atol=1e-9, rtol=0)
     torch.testing.assert_close(a_sym, a_sym.T, atol=1e-9, rtol=0)
     assert (torch.linalg.eigvalsh(a_sym) > 0).all()
-    # PCA / Image Analogies: A = S_t^1/2 S_s^-1/2, so A S_s^1/2 is the symmetric S_t^1/2.
+    # Image Analogies: A = S_t^1/2 S_s^-1/2, so A S_s^1/2 is the symmetric S_t^1/2.
     def sqrt_cov(img):
         x = img.flatten(2)[0]
         x = x - x.mean(dim=1, keepdim=True)
         val, vec = torch.linalg.eigh(x @ x.T / x.shape[1])
         return vec @ torch.diag(val.sqrt()) @ vec.T
 
-    torch.testing.assert_close(a_pca @ sqrt_cov(source), sqrt_cov(target), atol=1e-6, rtol=0)
+    torch.testing.assert_close(a_ia @ sqrt_cov(source), sqrt_cov(target), atol=1e-6, rtol=0)
     # Three different solutions of the same equation A S_s A^T = S_t.
-    assert (a_chol - a_sym).abs().max() > 1e-2 and (a_pca - a_sym).abs().max() > 1e-2
+    assert (a_chol - a_sym).abs().max() > 1e-2 and (a_ia - a_sym).abs().max() > 1e-2
 
 
-@pytest.mark.parametrize("mode", ["cholesky", "pca", "sym"])
+@pytest.mark.parametrize("mode", ["cholesky", "image_analogies", "sym"])
 def test_match_color_histogram_to_itself_is_identity(mode):
     img = _astronaut()
     out = match_color_histogram(img, img, mode, clamp=False)
     torch.testing.assert_close(out, img, atol=1e-6, rtol=0)
 
 
+def test_pca_is_the_former_name_of_image_analogies():
+    source, target = _astronaut(), _coffee()
+    torch.testing.assert_close(match_color_histogram(source, target, "pca"),
+                               match_color_histogram(source, target, "image_analogies"), rtol=0, atol=0)
+
+
 def test_match_color_histogram_bad_input():
     img = torch.rand(2, 3, 8, 8)
-    with pytest.raises(ValueError, match=r"'cholesky', 'pca', 'sym'.*'lab'"):
+    with pytest.raises(ValueError, match=r"'cholesky', 'image_analogies', 'sym'.*'lab'"):
         match_color_histogram(img, img, mode="lab")
     with pytest.raises(ValueError, match=r"\(2, 3, 8, 8\).*\(3, 3, 8, 8\)"):
         match_color_histogram(img, torch.rand(3, 3, 8, 8))

@@ -101,6 +101,6 @@ def test_histogram_matching_figure_takes_your_cholesky():
 
     fig = experiments.visualize_histogram_matching(size=32, cholesky=checks.cholesky_transfer)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles[2].startswith("style recoloured: your cholesky") and titles[3].startswith("style recoloured: pca")
+    assert titles[2].startswith("style recoloured: your cholesky") and titles[3].startswith("style recoloured: image_analogies")
     package = [ax.get_title() for ax in experiments.visualize_histogram_matching(size=32).axes]
     assert package[2].split("W2")[1] == titles[2].split("W2")[1]  # the same recolouring

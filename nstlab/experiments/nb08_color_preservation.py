@@ -166,7 +166,7 @@ def visualize_histogram_matching(
     (source, target) -> recoloured source, e.g. yours from the exercise, makes the "cholesky" panel (in float64).
 
     Returns:
-    - the Figure: 5 image axes (content, style, then the "cholesky", "pca" and "sym" recolourings)
+    - the Figure: 5 image axes (content, style, then the "cholesky", "image_analogies" and "sym" recolourings)
       above 5 histogram axes (each image's R, G, B; the content's dashed for reference).
     """
     size = course_size(size)
