@@ -205,7 +205,7 @@ def test_raw_weights_run_and_their_scales(sweep_images):
     rows = ex.raw_scale_rows(c, s, sizes=(32, 64))
     small, large = rows
     assert large["N·M at relu4_2"] == 4 * small["N·M at relu4_2"] == 512 * 4 * 8
-    assert large["survey's α in nstlab's raw loss"] == pytest.approx(ex.SURVEY_ALPHA / large["N·M at relu4_2"])
+    assert large["α by the survey's printed formula"] == pytest.approx(ex.SURVEY_ALPHA / large["N·M at relu4_2"])
     # the raw content loss grows with the number of positions, the raw style loss does not: α's meaning moves
     assert large["raw content of the style image"] > 2 * small["raw content of the style image"]
     assert large["α × content / style"] > 2 * small["α × content / style"]

@@ -442,7 +442,9 @@ def visualize_cumulative_style_grid(
 # ----------------------------------------------------------------------------- raw weights
 
 SURVEY_ALPHA = 5.25e-7
-"""Jain & Venkitachalam's content weight α (with β = 1) for their raw losses, "after a bunch of experiments"."""
+"""Jain & Venkitachalam's content weight α (with β = 1) for their raw losses, "after a bunch of experiments". Their
+code's raw losses are nstlab's (content 1/2 sum (F - P)^2, style sum_l E_l / 5; MrinalJain17/neural-style-transfer,
+pynache/models/losses.py, read at commit 468d947), although their text prints 1/(2 N_l M_l) for the content loss."""
 
 
 def raw_weight_runs(
@@ -481,8 +483,10 @@ def raw_scale_rows(
     Per size (default: half the :func:`course_size` and the whole): the raw content loss 1/2 sum (F - P)^2 at
     relu4_2 of the style image (resized to the content's shape) — where the content term ends when the style
     wins — and the raw style loss sum_l E_l / 5 of the content image — where the style term starts; α times
-    the first over the second; N_l M_l at relu4_2, and the α that gives the survey's α with its content loss
-    1/(2 N_l M_l) sum (F - P)^2 in nstlab's raw 1/2 sum (F - P)^2, α / (N_l M_l).
+    the first over the second; N_l M_l at relu4_2. The survey's code computes nstlab's raw losses (its content
+    loss is 1/2 sum (F - P)^2, ``mse_loss(reduction="sum") / 2``), so its α applies to them as it is; its text
+    prints 1/(2 N_l M_l) sum (F - P)^2, and read that way the same α would be α / (N_l M_l) in nstlab's raw loss
+    (the last column).
     Returns: one dict per size.
     """
     sizes = sizes or (course_size(None) // 2, course_size(None))
@@ -505,6 +509,6 @@ def raw_scale_rows(
             "raw style of the content image": raw_style,
             "α × content / style": alpha * raw_content / raw_style,
             "N·M at relu4_2": nm,
-            "survey's α in nstlab's raw loss": alpha / nm,
+            "α by the survey's printed formula": alpha / nm,
         })
     return rows
