@@ -127,8 +127,8 @@ def gram_matrix(feat: torch.Tensor, normalize: str = "none", shift: float = 0.0)
 
     Inputs:
     - feat: (N, C, H, W) features.
-    - shift: activation shift s of Novak & Nikulin; F + s is used. Their paper takes s = -1; Jain &
-      Venkitachalam's survey, which the "novak" preset follows, reports s = 1 (notebook 06 compares them).
+    - shift: activation shift s of Novak & Nikulin; F + s is used. Their paper takes s = -1, and so does the
+      code of Jain & Venkitachalam's survey (its text gives no sign) and the "novak" preset (notebook 06).
     Returns:
     - (N, C, C) Gram matrices.
     """

@@ -316,7 +316,7 @@ class StylePanel:
         self.size = widgets.IntSlider(min=32, max=1024, step=16, description="size (px)", continuous_update=False)
         self.scales = widgets.IntSlider(value=1, min=1, max=4, description="scales", continuous_update=False)
         self.seed = widgets.IntText(description="seed")
-        self.activation_shift = widgets.Checkbox(description="activation shift")
+        self.activation_shift = widgets.Checkbox(description="activation shift", tooltip="s = −1, as Novak & Nikulin")
         self.chained = widgets.Checkbox(description="chained Grams")
         self.geometric = widgets.Checkbox(description="geometric layer weights")
         self.ssim_weighting = widgets.Checkbox(description="SSIM weighting")
@@ -420,7 +420,7 @@ class StylePanel:
             "optimizer": self.optimizer.value,
             "lr": self.lr.value,
             "init": self.init.value,
-            "activation_shift": 1.0 if self.activation_shift.value else 0.0,
+            "activation_shift": PRESETS["novak"]["activation_shift"] if self.activation_shift.value else 0.0,
             "chained": self.chained.value,
             "layer_weighting": "geometric" if self.geometric.value else "uniform",
             "ssim_weighting": self.ssim_weighting.value,

@@ -74,7 +74,7 @@ def test_preset_values_follow_the_papers() -> None:
     assert gatys["style_layers"] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
     assert (gatys["optimizer"], gatys["layer_weighting"], gatys["chained"]) == ("lbfgs", "uniform", False)
     assert len(novak["style_layers"]) == 16 and novak["style_layers"][-1] == "relu5_4"
-    assert (novak["activation_shift"], novak["chained"], novak["layer_weighting"]) == (1.0, True, "geometric")
+    assert (novak["activation_shift"], novak["chained"], novak["layer_weighting"]) == (-1.0, True, "geometric")
     assert ssim["content_layers"] == ["relu5_2"] and ssim["ssim_weighting"] is True
     assert ssim["optimizer"] == "adam" and ssim["lr"] == pytest.approx(5 / 255)
     assert ssim["adam_betas"] == (0.99, 0.999)
@@ -97,7 +97,7 @@ def test_options_override_the_preset(content, style) -> None:
     result = run(content, style, preset="novak", steps=2, chained=False, style_layers=["relu1_1", "relu2_1"])
     assert result.settings["chained"] is False
     assert result.settings["style_layers"] == ["relu1_1", "relu2_1"]
-    assert result.settings["activation_shift"] == 1.0  # the rest of the preset stays
+    assert result.settings["activation_shift"] == -1.0  # the rest of the preset stays
 
 
 @pytest.mark.parametrize("normalize", [True, False])

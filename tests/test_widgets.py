@@ -226,7 +226,7 @@ def test_panel_controls_map_to_options():
 
     panel.preset.value = "novak"  # the preset sets the method toggles and weights
     opts = panel.options()
-    assert (opts["activation_shift"], opts["chained"], opts["layer_weighting"]) == (1.0, True, "geometric")
+    assert (opts["activation_shift"], opts["chained"], opts["layer_weighting"]) == (-1.0, True, "geometric")
     assert opts["style_weight"] == PRESETS["novak"]["style_weight"] and opts["size"] == 96
 
     panel.use_tv.value = False

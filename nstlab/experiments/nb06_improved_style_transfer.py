@@ -127,7 +127,7 @@ def visualize_layer_weights(layers: Sequence[str] = tuple(RELU_LAYERS), chained:
 
 NOVAK_ABLATION: dict[str, dict[str, Any]] = {
     "gatys": {},
-    "+ shift": {"activation_shift": 1.0},
+    "+ shift": {"activation_shift": -1.0},
     "+ 16 layers": {"style_layers": list(RELU_LAYERS)},
     "+ chained": {"chained": True},
     "+ geometric": {"layer_weighting": "geometric"},
