@@ -55,11 +55,6 @@ def weights_footer(weights_name: str) -> str:
     return label
 
 
-def weights_footers(weights_names: Sequence[str]) -> str:
-    """The footer of a figure of several networks: :func:`weights_footer` of each weights once, joined by "; "."""
-    return "; ".join(weights_footer(w) for w in dict.fromkeys(weights_names))
-
-
 def runs_footer(runs: Sequence[Any]) -> str:
     """The footer of a figure of runs (``stylize``'s or ``train_fast``'s results): the weights of each and the
     precision its network computed in, each combination once, e.g. "VGG19: ImageNet weights (network in bf16)"."""
