@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command for each job, on a fresh machine:
-#   ./dev.sh course   set everything up and open the course (JupyterLab on notebooks/)
+#   ./dev.sh course   set everything up and open the course (JupyterLab on notebooks/); options go to JupyterLab
 #   ./dev.sh test     set everything up and run the whole test suite (pytest + nbval on the notebooks);
 #                     with paths (./dev.sh test tests/test_losses.py -x) only those
 #   ./dev.sh test-capped   the unit tests again with oneDNN and ATen capped to AVX2, computing as an older CPU
@@ -41,7 +41,7 @@ setup() {
         check_disk_space
         echo "Installing nstlab and its dependencies into $venv (the first time takes a few minutes) ..."
         "$venv/bin/python" -m pip install --upgrade pip >/dev/null
-        "$venv/bin/python" -m pip install -e ".[test]"
+        "$venv/bin/python" -m pip install -e ".[lab,test]"
         echo "$want" > "$stamp"
     fi
 }
@@ -52,10 +52,12 @@ case "${1:-}" in
         ;;
     course)
         setup
+        shift
         # The widgets' upload buttons send a file to the kernel as one websocket message; Tornado's default limit,
         # 10 MiB, drops a larger phone photo before the kernel sees it. 512 MiB is also the server's buffer size.
+        # Further options go to JupyterLab (on a server or in a container: --no-browser --ip=0.0.0.0 --allow-root).
         exec "$venv/bin/jupyter" lab --ServerApp.tornado_settings="{'websocket_max_message_size': 536870912}" \
-            notebooks/
+            "$@" notebooks/
         ;;
     test | test-capped)
         setup
@@ -77,7 +79,7 @@ case "${1:-}" in
             --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider "$@"
         ;;
     *)
-        echo "usage: ./dev.sh course | test [paths] [pytest options] | test-capped [paths] [pytest options] | setup" >&2
+        echo "usage: ./dev.sh course [JupyterLab options] | test [paths] [pytest options] | test-capped [...] | setup" >&2
         exit 2
         ;;
 esac

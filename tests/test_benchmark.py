@@ -41,6 +41,7 @@ def _random_weights(monkeypatch: pytest.MonkeyPatch) -> None:
 # ----------------------------------------------------------------------------- the benchmark
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_run_measures_every_row(bench, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(bench, "peer_version", lambda: None)  # neural-style-pt: its own test below
     config = bench.parse_args([

@@ -75,3 +75,36 @@ def test_an_installed_copy_finds_its_images_away_from_the_checkout(wheel, tmp_pa
     assert Path(package).parent == site / "nstlab"
     assert Path(folder) == site / "nstlab" / "sample_images"
     assert shape.startswith("(1, 3, ") and int(styles) == len(list((REPO / "images" / "style").iterdir()))
+
+
+# ----------------------------------------------------------------------------- the dependencies
+
+CONDA_NAMES = {"torch": "pytorch"}
+"""PyPI names that conda-forge spells otherwise."""
+
+
+def _requirements() -> dict[str, list[str]]:
+    """pyproject.toml's requirements: the package's ("core") and each extra's, as written."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return {"core": project["dependencies"], **project["optional-dependencies"]}
+
+
+def test_the_package_needs_no_jupyterlab_and_the_extras_split_the_course_and_the_tests() -> None:
+    requirements = _requirements()
+    names = {group: {r.split(">")[0].split("=")[0] for r in reqs} for group, reqs in requirements.items()}
+    assert "pygments" in names["core"]  # checks.show_source highlights with it
+    assert not names["core"] & {"jupyterlab", "nbval", "pytest", "scikit-image"}
+    assert names["lab"] == {"jupyterlab"} and {"pytest", "nbval", "scikit-image"} <= names["test"]
+
+
+def test_environment_yml_lists_what_pyproject_toml_requires() -> None:
+    """environment.yml (for conda) mirrors pyproject.toml: every requirement of the package, the lab and the tests,
+    with the same version bound, and nothing else besides python and pip (the benchmark's peer is left out)."""
+    groups = {group: reqs for group, reqs in _requirements().items() if group != "bench"}  # bench: a peer, by pip
+    wanted = {CONDA_NAMES.get(name, name) + ">=" + bound
+              for reqs in groups.values() for name, bound in (r.split(">=") for r in reqs)}
+    text = (REPO / "environment.yml").read_text()
+    lines = text[text.index("\ndependencies:"):].splitlines()
+    listed = {line.strip()[2:].split("#")[0].strip() for line in lines if line.startswith("  - ")}
+    assert listed - wanted == {"python>=3.10", "pip", "pip:"} and wanted <= listed

@@ -215,6 +215,7 @@ def _runs(preset: str, precision: str) -> list[tuple[float, float, torch.Tensor]
     return _RUNS[preset, precision]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset, precision", [("gatys", "bf16"), ("novak", "bf16"), ("ssim", "bf16"),
                                                ("gatys", "fp16")])
 def test_reduced_precision_optimises_the_fp32_objective_and_ends_no_worse(preset, precision) -> None:
@@ -237,6 +238,7 @@ def test_reduced_precision_optimises_the_fp32_objective_and_ends_no_worse(preset
     assert similarity >= similarity_yardstick - PICTURE_SSIM_GAP, (similarity, similarity_yardstick)
 
 
+@pytest.mark.slow
 def test_the_yardstick_catches_a_worse_result() -> None:
     """The same criterion fails fp32 runs stopped after half the steps (measured: their mean objective is about
     20 % above the full runs'; the limit is 6 % above): the margin is narrow enough to see a real loss."""
