@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout without install
 
 from nstlab import optimize  # noqa: E402
 from nstlab._kernels import PRECISIONS, gram, resolve_precision  # noqa: E402
-from nstlab.images import as_image, resize, save_image  # noqa: E402
+from nstlab.images import as_image, dither, resize, save_image  # noqa: E402
 from nstlab.optimize import PRESETS, feature_extractor, objective, resolve_options, stylize  # noqa: E402
 from nstlab.ssim import ssim  # noqa: E402
 from nstlab.settings import default_device, keep_freed_memory  # noqa: E402
@@ -591,10 +591,9 @@ def measure_quality(content: torch.Tensor, style: torch.Tensor, config: Config, 
     image with a 1/255 dither."""
     rows = []
     size = max(content.shape[-2:])
-    dither = (torch.rand(content.shape, generator=torch.Generator().manual_seed(1)) - 0.5) / 255
     for preset in config.presets:
         runs = {p: dict(init="content") for p in config.precisions}
-        runs["fp32 dithered"] = dict(init=(content + dither).clamp(0, 1))
+        runs["fp32 dithered"] = dict(init=dither(content, seed=1))
         images, objectives = {}, {}
         for name, extra in runs.items():
             precision = name.split()[0]

@@ -161,6 +161,18 @@ def resize(tensor: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     return out if tensor.dim() == 4 else out[0]
 
 
+def dither(image: torch.Tensor, seed: int, grey_levels: float = 1.0) -> torch.Tensor:
+    """The image plus seeded uniform noise of ``grey_levels`` 8-bit grey levels peak to peak (default: ±1/2 grey
+    level), clamped to [0, 1]: a start that differs from ``image`` by less than its 8-bit rounding. Runs from such
+    starts show how far rounding alone moves a result, the yardstick for computations that round differently.
+
+    Inputs: image: (N, C, H, W) or (C, H, W) in [0, 1]; seed: seeds the noise (drawn on the CPU, so the same on
+    every device). Returns: a tensor of the image's shape, dtype and device.
+    """
+    noise = torch.rand(image.shape, generator=torch.Generator().manual_seed(seed)) - 0.5
+    return (image + (noise * grey_levels / 255).to(image.device, image.dtype)).clamp(0, 1)
+
+
 # --- the bundled sample images ----------------------------------------------------------------
 
 

@@ -186,3 +186,14 @@ def test_images_dir_prefers_the_variable_then_the_installed_copy_then_the_checko
         images.images_dir()
     (tmp_path / "mine").mkdir()
     assert images.images_dir() == tmp_path / "mine"
+
+
+def test_dither_moves_each_value_by_at_most_half_a_grey_level_seeded() -> None:
+    img = torch.tensor([0.0, 0.5, 1.0, 0.25]).view(1, 1, 2, 2).expand(1, 3, 2, 2).contiguous()
+    a, b = images.dither(img, seed=1), images.dither(img, seed=1)
+    assert torch.equal(a, b) and not torch.equal(a, images.dither(img, seed=2))  # seeded
+    assert a.shape == img.shape and a.dtype == img.dtype
+    assert float((a - img).abs().max()) <= 0.5 / 255 and float((a - img).abs().max()) > 0
+    assert 0 <= float(a.min()) and float(a.max()) <= 1  # clamped at black and white
+    noise = torch.rand(img.shape, generator=torch.Generator().manual_seed(1)) - 0.5
+    torch.testing.assert_close(a, (img + noise / 255).clamp(0, 1), rtol=0, atol=0)  # U(-1/2, 1/2) grey levels

@@ -12,7 +12,7 @@ import torch
 
 import nstlab
 from nstlab import _kernels, fast, optimize, plotting
-from nstlab.images import as_image
+from nstlab.images import as_image, dither
 from nstlab.ssim import ssim
 
 CONTENT, STYLE = "tower_bridge", "van_gogh_cafe_terrace_at_night"
@@ -185,11 +185,7 @@ the three CPUs above: at most 1.23 times as far and 0.074 lower (novak in bf16).
 
 
 def _start(i: int) -> torch.Tensor | str:
-    if i == 0:
-        return "content"
-    content = as_image(CONTENT, QUALITY_SIZE)
-    dither = (torch.rand(content.shape, generator=torch.Generator().manual_seed(i)) - 0.5) / 255
-    return (content + dither).clamp(0, 1)
+    return "content" if i == 0 else dither(as_image(CONTENT, QUALITY_SIZE), seed=i)
 
 
 def _mean_and_limit(finals: list[float], finals_fp32: list[float]) -> tuple[float, float]:
