@@ -159,52 +159,67 @@ def _rand(*shape: int, seed: int) -> torch.Tensor:
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
+def _grown(shape: Sequence[int], seed: int, case: int = 0, keep: Sequence[int] = ()) -> tuple[int, ...]:
+    """``shape`` itself for seed 0 (the inputs each notebook shows); for another seed, every dimension whose index
+    is not in ``keep`` grows by 0 to 2, drawn from the seed and the case's number (:func:`grade`'s hidden inputs)."""
+    if seed == 0:
+        return tuple(shape)
+    extra = torch.randint(0, 3, (len(shape),), generator=torch.Generator().manual_seed(100 * seed + case))
+    return tuple(d if i in keep else d + int(e) for i, (d, e) in enumerate(zip(shape, extra)))
+
+
 # ----------------------------------------------------------------------------- the exercises' checks
 
 
-def check_content_loss(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> CheckResult:
+# Each check takes ``seed``: 0 gives the inputs the notebooks show; :func:`grade` adds other seeds, which draw other
+# values and other shapes (see :func:`_grown`).
+
+
+def check_content_loss(fn: Callable[[torch.Tensor, torch.Tensor], Any], *, seed: int = 0) -> CheckResult:
     """fn(x_feat (N, C, H, W), target_feat (N, C, H, W)) -> scalar tensor 1/2 sum (F - P)^2 (gradient too)."""
-    shapes = [(1, 4, 5, 6), (2, 3, 4, 4), (3, 8, 2, 7)]
-    cases = [(_randn(*s, seed=i), _randn(*s, seed=100 + i)) for i, s in enumerate(shapes)]
+    k = 1000 * seed
+    shapes = [_grown(s, seed, i) for i, s in enumerate([(1, 4, 5, 6), (2, 3, 4, 4), (3, 8, 2, 7)])]
+    cases = [(_randn(*s, seed=k + i), _randn(*s, seed=k + 100 + i)) for i, s in enumerate(shapes)]
     return _compare("content_loss", fn, losses.content_loss, cases, grad=True)
 
 
-def check_gram_matrix(fn: Callable[[torch.Tensor], Any]) -> CheckResult:
+def check_gram_matrix(fn: Callable[[torch.Tensor], Any], *, seed: int = 0) -> CheckResult:
     """fn(feat (N, C, H, W)) -> (N, C, C) unnormalised Gram matrices G_ij = sum_k F_ik F_jk (gradient too)."""
-    shapes = [(1, 3, 4, 5), (2, 4, 3, 3), (3, 5, 6, 2)]
-    cases = [(_randn(*s, seed=i),) for i, s in enumerate(shapes)]
+    shapes = [_grown(s, seed, i) for i, s in enumerate([(1, 3, 4, 5), (2, 4, 3, 3), (3, 5, 6, 2)])]
+    cases = [(_randn(*s, seed=1000 * seed + i),) for i, s in enumerate(shapes)]
     return _compare("gram_matrix", fn, losses.gram_matrix, cases, grad=True)
 
 
-def check_tv_loss(fn: Callable[[torch.Tensor], Any]) -> CheckResult:
+def check_tv_loss(fn: Callable[[torch.Tensor], Any], *, seed: int = 0) -> CheckResult:
     """fn(img (N, C, H, W)) -> scalar anisotropic L1 total variation, summed over the batch (gradient too)."""
-    shapes = [(1, 3, 5, 6), (2, 3, 4, 7), (1, 1, 3, 3)]
-    cases = [(_rand(*s, seed=i),) for i, s in enumerate(shapes)]
+    shapes = [_grown(s, seed, i) for i, s in enumerate([(1, 3, 5, 6), (2, 3, 4, 7), (1, 1, 3, 3)])]
+    cases = [(_rand(*s, seed=1000 * seed + i),) for i, s in enumerate(shapes)]
     return _compare("tv_loss", fn, losses.tv_loss, cases, grad=True)
 
 
-def check_ssim(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> CheckResult:
+def check_ssim(fn: Callable[[torch.Tensor, torch.Tensor], Any], *, seed: int = 0) -> CheckResult:
     """fn(x, y (N, C, H, W)) -> (N,) mean SSIM per image (Gaussian window 11, sigma 1.5, L = 1; gradient too)."""
-    shapes = [(1, 1, 16, 16), (2, 3, 13, 15), (1, 3, 11, 11)]
+    shapes = [_grown(s, seed, i) for i, s in enumerate([(1, 1, 16, 16), (2, 3, 13, 15), (1, 3, 11, 11)])]
     cases = []
     for i, s in enumerate(shapes):
-        x = _rand(*s, seed=i)
-        cases.append((x, (0.7 * x + 0.3 * _rand(*s, seed=100 + i)).clamp(0, 1)))
+        x = _rand(*s, seed=1000 * seed + i)
+        cases.append((x, (0.7 * x + 0.3 * _rand(*s, seed=1000 * seed + 100 + i)).clamp(0, 1)))
     return _compare("ssim", fn, ssim, cases, grad=True)
 
 
-def check_rgb_to_yiq(fn: Callable[[torch.Tensor], Any]) -> CheckResult:
+def check_rgb_to_yiq(fn: Callable[[torch.Tensor], Any], *, seed: int = 0) -> CheckResult:
     """fn(img (N, 3, H, W) RGB) -> (N, 3, H, W) YIQ."""
-    shapes = [(1, 3, 4, 5), (2, 3, 3, 3)]
-    cases = [(_rand(*s, seed=i),) for i, s in enumerate(shapes)]
+    shapes = [_grown(s, seed, i, keep=[1]) for i, s in enumerate([(1, 3, 4, 5), (2, 3, 3, 3)])]
+    cases = [(_rand(*s, seed=1000 * seed + i),) for i, s in enumerate(shapes)]
     return _compare("rgb_to_yiq", fn, color.rgb_to_yiq, cases)
 
 
-def check_luminance_only(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> CheckResult:
+def check_luminance_only(fn: Callable[[torch.Tensor, torch.Tensor], Any], *, seed: int = 0) -> CheckResult:
     """fn(stylized, content (N, 3, H, W)) -> RGB with the Y of stylized and the I, Q of content,
     clamped to [0, 1] (the last step of luminance-only transfer)."""
-    shapes = [(1, 3, 4, 5), (2, 3, 3, 3)]
-    cases = [(_rand(*s, seed=i), _rand(*s, seed=100 + i)) for i, s in enumerate(shapes)]
+    k = 1000 * seed
+    shapes = [_grown(s, seed, i, keep=[1]) for i, s in enumerate([(1, 3, 4, 5), (2, 3, 3, 3)])]
+    cases = [(_rand(*s, seed=k + i), _rand(*s, seed=k + 100 + i)) for i, s in enumerate(shapes)]
     return _compare("luminance_only", fn, color.recombine_luminance, cases)
 
 
@@ -213,21 +228,23 @@ def shifted_gram(feat: torch.Tensor, shift: float) -> torch.Tensor:
     return losses.gram_matrix(feat, shift=shift)
 
 
-def check_shifted_gram(fn: Callable[[torch.Tensor, float], Any]) -> CheckResult:
+def check_shifted_gram(fn: Callable[[torch.Tensor, float], Any], *, seed: int = 0) -> CheckResult:
     """fn(feat (N, C, H, W), shift s) -> (N, C, C) Gram matrices of F + s, unnormalised (gradient too)."""
-    cases = [
-        (_randn(1, 3, 4, 5, seed=0).relu(), 1.0),
-        (_randn(2, 4, 3, 3, seed=1).relu(), -1.0),
-        (_randn(1, 5, 2, 6, seed=2).relu(), 0.5),
-    ]
+    shifts = [1.0, -1.0, 0.5] if seed == 0 else [0.25 * seed, -1.5, 2.0]
+    shapes = [_grown(s, seed, i) for i, s in enumerate([(1, 3, 4, 5), (2, 4, 3, 3), (1, 5, 2, 6)])]
+    cases = [(_randn(*s, seed=1000 * seed + i).relu(), shift) for i, (s, shift) in enumerate(zip(shapes, shifts))]
     return _compare("shifted_gram", fn, shifted_gram, cases, grad=True)
 
 
-def check_chained_gram(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> CheckResult:
+def check_chained_gram(fn: Callable[[torch.Tensor, torch.Tensor], Any], *, seed: int = 0) -> CheckResult:
     """fn(feat_a (N, Ca, H, W), feat_b (N, Cb, h, w) with h <= H, w <= W) -> (N, Ca, Cb) unnormalised
     Gram of feat_a and feat_b upsampled (bilinear, align_corners=False) to H x W (gradient too)."""
     pairs = [((1, 3, 6, 6), (1, 4, 3, 3)), ((2, 2, 4, 6), (2, 3, 2, 3)), ((1, 3, 4, 4), (1, 5, 4, 4))]
-    cases = [(_randn(*a, seed=i).relu(), _randn(*b, seed=100 + i).relu()) for i, (a, b) in enumerate(pairs)]
+    k, cases = 1000 * seed, []
+    for i, (a, b) in enumerate(pairs):
+        a = _grown(a, seed, i, keep=[0])  # feat_a grows in C, H and W, feat_b in C only: it stays no larger
+        b = _grown(b, seed, i, keep=[0, 2, 3])
+        cases.append((_randn(*a, seed=k + i).relu(), _randn(*b, seed=k + 100 + i).relu()))
     return _compare("chained_gram", fn, losses.chained_gram, cases, grad=True)
 
 
@@ -237,34 +254,40 @@ def cholesky_transfer(source: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return color.match_color_histogram(source, target, "cholesky", clamp=False, eps=0.0)
 
 
-def check_cholesky_transfer(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> CheckResult:
+def check_cholesky_transfer(fn: Callable[[torch.Tensor, torch.Tensor], Any], *, seed: int = 0) -> CheckResult:
     """fn(source (N, 3, H, W), target (N, 3, Ht, Wt)) -> source recoloured x' = L_t L_s^-1 (x - mu_s) + mu_t per
     image (L the Cholesky factor of the colour covariance), not clamped."""
     pairs = [((1, 3, 5, 6), (1, 3, 4, 7)), ((2, 3, 4, 4), (2, 3, 5, 5))]
-    cases = [(_rand(*a, seed=i), _rand(*b, seed=100 + i) ** 2) for i, (a, b) in enumerate(pairs)]
+    pairs = [(_grown(a, seed, i, keep=[0, 1]), _grown(b, seed, 10 + i, keep=[0, 1])) for i, (a, b) in enumerate(pairs)]
+    k = 1000 * seed
+    cases = [(_rand(*a, seed=k + i), _rand(*b, seed=k + 100 + i) ** 2) for i, (a, b) in enumerate(pairs)]
     return _compare("cholesky_transfer", fn, cholesky_transfer, cases)
 
 
 Features = Mapping[str, torch.Tensor]
 
 
-def check_perceptual_distance(fn: Callable[[Features, Features], Any]) -> CheckResult:
+def check_perceptual_distance(fn: Callable[[Features, Features], Any], *, seed: int = 0) -> CheckResult:
     """fn(x_feats, y_feats: {layer: (N, C, H, W)}) -> (N,) sum over layers of the mean over positions of
     || x^ - y^ ||^2, x^ the feature vector at a position divided by its length (gradient too)."""
-    shapes = {"a": (2, 4, 5, 5), "b": (2, 6, 3, 2)}
+    layers = {"a": (2, 4, 5, 5), "b": (2, 6, 3, 2)}
+    shapes = {k: _grown(s, seed, i, keep=[0]) for i, (k, s) in enumerate(layers.items())}
+    one = _grown((3, 5, 4, 3), seed, keep=[0])
+    k0 = 1000 * seed
     cases = [
-        ({k: _randn(*s, seed=i).relu() + 0.01 for i, (k, s) in enumerate(shapes.items())},
-         {k: _randn(*s, seed=10 + i).relu() + 0.01 for i, (k, s) in enumerate(shapes.items())}),
-        ({"c": _randn(3, 5, 4, 3, seed=20)}, {"c": _randn(1, 5, 4, 3, seed=21)}),  # y: one image for the batch
+        ({k: _randn(*s, seed=k0 + i).relu() + 0.01 for i, (k, s) in enumerate(shapes.items())},
+         {k: _randn(*s, seed=k0 + 10 + i).relu() + 0.01 for i, (k, s) in enumerate(shapes.items())}),
+        ({"c": _randn(*one, seed=k0 + 20)}, {"c": _randn(1, *one[1:], seed=k0 + 21)}),  # y: one image for the batch
     ]
     return _compare("perceptual_distance", fn, losses.perceptual_distance, cases, grad=True)
 
 
-def check_training_step(fn: Callable[..., Any]) -> CheckResult:
+def check_training_step(fn: Callable[..., Any], *, seed: int = 0) -> CheckResult:
     """fn(model, optimizer, batch, loss_fn) -> the loss terms of the batch (a dict with "total"): one training
     step of a feed-forward network. Checked on a tiny float64 :class:`nstlab.fast.TransformerNet` with Adam and
-    a small fixed loss: two steps, starting each with stale gradients in the parameters, against the reference
-    :func:`nstlab.experiments.training_step`; compares the loss and the update of every parameter."""
+    a small fixed loss: two steps (their batches drawn from ``seed``), starting each with stale gradients in the
+    parameters, against the reference :func:`nstlab.experiments.training_step`; compares the loss and the update of
+    every parameter."""
     from nstlab.experiments.nb11_fast_style_transfer import training_step
 
     name = "training_step"
@@ -279,7 +302,7 @@ def check_training_step(fn: Callable[..., Any]) -> CheckResult:
         model, optimizer = _tiny_training_setup()
         totals, updates = [], []
         for k in range(2):
-            batch = _rand(2, 3, 12, 12, seed=50 + k)
+            batch = _rand(2, 3, 12, 12, seed=1000 * seed + 50 + k)
             before = [p.detach().clone() for p in model.parameters()]
             for i, p in enumerate(model.parameters()):  # stale gradients: a step must start by clearing them
                 p.grad = _randn(*p.shape, seed=200 + i)
@@ -343,7 +366,7 @@ def _tiny_loss(output: torch.Tensor, batch: torch.Tensor) -> dict[str, torch.Ten
 class Exercise:
     """One "your turn" exercise: its check, the package's reference (what a fallback uses) and its notebook."""
 
-    check: Callable[[Callable[..., Any]], CheckResult]
+    check: Callable[..., CheckResult]  # check(fn, *, seed=0)
     reference: Callable[..., Any]
     notebook: str
 
@@ -385,6 +408,36 @@ from nstlab import color, losses
 from nstlab.ssim import gaussian_window
 
 """
+
+
+HIDDEN_SEEDS = (1, 2)
+"""The seeds of :func:`grade`'s hidden inputs (seed 0 gives the inputs the notebooks show)."""
+
+OUTPUT_LIMIT = 100_000
+"""The most characters a function may print while :func:`grade` runs it (a graded notebook stays readable)."""
+
+
+def grade(name: str, fn: Callable[..., Any]) -> None:
+    """The hidden test of an exercise in a graded notebook (see :mod:`nstlab.grading`): its check, output captured,
+    on the notebook's inputs and on hidden ones (the seeds :data:`HIDDEN_SEEDS`: other values, other shapes, and
+    the gradient where the check compares one).
+
+    Inputs: name: the exercise, a key of :data:`EXERCISES`; fn: the student's function.
+    Raises: AssertionError with the first failing check's line, or when fn printed more than
+    :data:`OUTPUT_LIMIT` characters. Prints one line when every check passes.
+    """
+    exercise = _exercise("grade", name)
+    for seed in (0, *HIDDEN_SEEDS):
+        printed = io.StringIO()
+        with redirect_stdout(printed):
+            result = exercise.check(fn, seed=seed)
+        n_printed = len(printed.getvalue()) - len(result.message) - 1
+        if n_printed > OUTPUT_LIMIT:
+            raise AssertionError(f"{name}: your function printed {n_printed:,} characters in its check (at most "
+                                 f"{OUTPUT_LIMIT:,} are allowed in a graded run)")
+        if not result.passed:
+            raise AssertionError(f"{result.message} (hidden inputs, seed {seed})" if seed else result.message)
+    print(f"{name}: passes on the notebook's inputs and on hidden ones (seeds {', '.join(map(str, HIDDEN_SEEDS))})")
 
 
 def solutions_dir() -> Path:
