@@ -1,5 +1,5 @@
 """The ``nstlab`` command line — faces layer: ``stylize``, ``images``, ``train-fast``, ``stylize-fast``,
-``weights download`` and ``weights check``.
+``weights download``, ``weights check`` and ``course export-nbgrader``.
 
 Every failure the user can fix (a missing file, a bad option, weights that cannot be loaded, too
 large a size) is one line ``nstlab: error: ...`` on stderr and exit code 1; argparse's own usage
@@ -17,7 +17,7 @@ from typing import NoReturn
 
 import torch
 
-from nstlab import fast, weights
+from nstlab import fast, grading, weights
 from nstlab.presets import CONTENT_LOSSES, PRECISIONS
 from nstlab.images import IMAGE_SUFFIXES, ImageError, list_images, save_image
 from nstlab.optimize import PRESETS, InsufficientMemoryError, stylize
@@ -295,6 +295,41 @@ def _run_weights_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _add_course(commands: argparse._SubParsersAction) -> None:
+    """``course export-nbgrader`` (the course as nbgrader assignments, :mod:`nstlab.grading`)."""
+    p = commands.add_parser("course", help="the course for teachers: export it for grading",
+                            description="The course's notebooks for a class.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = actions.add_parser(
+        "export-nbgrader",
+        help="write an nbgrader course folder: one assignment per notebook with exercises",
+        description="Write an nbgrader course folder into DIR: source/<notebook>/ for each notebook with exercises "
+        "(answer cells holding the reference solutions, locked test cells with points and hidden tests) and "
+        "nbgrader_config.py (grading in smoke mode with the untrained VGG19, a time limit per cell). Then, in "
+        "DIR: nbgrader generate_assignment <notebook>. docs/teaching.md walks through a term.",
+    )
+    export.add_argument("directory", type=Path, metavar="DIR", help="the course folder to create")
+    export.add_argument("--notebooks", type=Path, default=grading.NOTEBOOKS, metavar="DIR",
+                        help="the course's notebooks (default: the repository's notebooks/)")
+    export.add_argument("--timeout", type=_positive_int, default=grading.CELL_TIMEOUT, metavar="S",
+                        help=f"seconds a cell may run when grading (default {grading.CELL_TIMEOUT})")
+    export.set_defaults(run=_run_course_export)
+
+
+def _run_course_export(args: argparse.Namespace) -> int:
+    """Handler of ``nstlab course export-nbgrader``."""
+    written = grading.export_nbgrader(args.directory, notebooks=args.notebooks, timeout=args.timeout)
+    points = {ex.notebook: 0 for ex in grading.GRADED}
+    for ex in grading.GRADED:
+        points[ex.notebook] += ex.points
+    for path in written:
+        n = points[path.stem[:2]]
+        print(f"{PROG}: wrote {path} ({n} point{'' if n == 1 else 's'})")
+    print(f"{PROG}: wrote {args.directory / 'nbgrader_config.py'}; next, in {args.directory}: "
+          f"nbgrader generate_assignment {written[0].stem}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``nstlab`` parser: one subcommand per ``_add_*`` function."""
     parser = _Parser(prog=PROG, description="nstlab: neural style transfer, step by step.")
@@ -303,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_images(commands)
     _add_fast(commands)
     _add_weights(commands)
+    _add_course(commands)
     return parser
 
 

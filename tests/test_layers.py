@@ -20,7 +20,7 @@ LAYERS = {
     "images": 1, "vgg": 1, "weights": 1, "losses": 1, "ssim": 1, "color": 1,  # the textbook
     "_kernels": 2,  # the engine's kernels
     "presets": 3, "optimize": 3, "fast": 3, "training_data": 3,  # the engine
-    "plotting": 4, "widgets": 4, "checks": 4, "cli": 4, "experiments": 4, "__main__": 4,  # the faces
+    "plotting": 4, "widgets": 4, "checks": 4, "grading": 4, "cli": 4, "experiments": 4, "__main__": 4,  # the faces
 }
 LAYER_NAMES = ("settings", "textbook", "engine kernels", "engine", "faces")
 
