@@ -380,7 +380,7 @@ def _training_step_reference(*args: Any) -> Any:
 EXERCISES: dict[str, Exercise] = {
     "content_loss": Exercise(check_content_loss, losses.content_loss, "02"),
     "gram_matrix": Exercise(check_gram_matrix, losses.gram_matrix, "03"),
-    "tv_loss": Exercise(check_tv_loss, losses.tv_loss, "05"),
+    "tv_loss": Exercise(check_tv_loss, losses.tv_loss, "04"),
     "shifted_gram": Exercise(check_shifted_gram, shifted_gram, "06"),
     "chained_gram": Exercise(check_chained_gram, losses.chained_gram, "06"),
     "ssim": Exercise(check_ssim, ssim, "07"),

@@ -76,7 +76,7 @@ return 0.5 * ((x_feat - target_feat) ** 2).sum()"""),
 n, c, h, w = feat.shape
 f = feat.reshape(n, c, h * w)
 return f @ f.transpose(1, 2)"""),
-    GradedExercise("04", "my_gatys_loop", "experiments.loop_agreement(my_history", _GATYS_LOOP_HIDDEN, 3, """\
+    GradedExercise("05", "my_gatys_loop", "experiments.loop_agreement(my_history", _GATYS_LOOP_HIDDEN, 3, """\
 content = sum(content_loss(feats[l], p) / content_loss(torch.zeros_like(p), p) for l, p in P.items()) / len(P)
 style = sum(((gram_matrix(feats[l]) / (feats[l].shape[-2] * feats[l].shape[-1]) - a) ** 2).sum() / (a**2).sum()
             for l, a in A.items()) / len(A)

@@ -281,7 +281,7 @@ def test_a_lambda_is_not_saved(solutions, capsys):
 def test_loading_falls_back_to_the_reference_and_says_why(solutions, capsys):
     assert checks.load_solution("tv_loss") is losses.tv_loss  # nothing saved
     out = capsys.readouterr().out
-    assert "tv_loss: no saved solution" in out and "notebook 05's exercise" in out
+    assert "tv_loss: no saved solution" in out and "notebook 04's exercise" in out
     assert out.strip().endswith("using the package's nstlab.losses.tv_loss")
     solutions.mkdir()
     (solutions / "tv_loss.py").write_text("def broken(img):\n    return img.sum(\n")  # a syntax error

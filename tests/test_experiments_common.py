@@ -261,7 +261,7 @@ def _plot_runs_layout(fig, terms):
 
 
 def test_the_figures_of_images_above_loss_curves_are_one_figure(sweep_images):
-    # notebook 02's reconstructions, notebook 04's comparisons and notebook 08's colour runs all draw plot_runs
+    # notebook 02's reconstructions, notebook 05's comparisons and notebook 08's colour runs all draw plot_runs
     c, s = sweep_images
     reconstructions = ex.visualize_content_reconstructions(c, ["relu1_2"], size=32, steps=1)
     assert _plot_runs_layout(reconstructions, ("content",))[0] == "original"

@@ -92,7 +92,7 @@ def test_texture_synthesis_figure_and_default_layer_sets():
         ex.visualize_texture_synthesis("van_gogh_harvest", [], steps=1, size=32, weights=W)
 
 
-def test_a_texture_from_your_gram_is_notebook_04s_loop_with_the_style_term_alone():
+def test_a_texture_from_your_gram_is_notebook_05s_loop_with_the_style_term_alone():
     calls = []
 
     def my_gram(feat):

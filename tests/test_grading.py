@@ -196,7 +196,7 @@ def test_export_refuses_what_it_cannot_do(tmp_path):
 def test_the_command_line_exports(tmp_path, capsys):
     assert cli.main(["course", "export-nbgrader", str(tmp_path / "class"), "--timeout", "30"]) == 0
     out = capsys.readouterr().out
-    assert f"nstlab: wrote {tmp_path / 'class' / 'source' / '04_gatys_style_transfer' / '04_gatys_style_transfer.ipynb'}"\
+    assert f"nstlab: wrote {tmp_path / 'class' / 'source' / '05_gatys_style_transfer' / '05_gatys_style_transfer.ipynb'}"\
            " (3 points)" in out
     assert "next, in" in out and "nbgrader generate_assignment 02_content_loss" in out
     assert "c.Execute.timeout = 30\n" in (tmp_path / "class" / "nbgrader_config.py").read_text()
@@ -305,8 +305,8 @@ def test_a_term_with_nbgrader_grades_right_and_wrong_and_survives_misbehaviour(t
         assert grades["02_content_loss", student] == (0, 1), student
     graded = course / "autograded" / "floods" / "02_content_loss" / "02_content_loss.ipynb"
     assert graded.stat().st_size < 1_000_000  # nbgrader keeps 1000 lines of each cell's output
-    cells = json.loads((course / "autograded" / "right" / "04_gatys_style_transfer" /
-                        "04_gatys_style_transfer.ipynb").read_text())["cells"]
+    cells = json.loads((course / "autograded" / "right" / "05_gatys_style_transfer" /
+                        "05_gatys_style_transfer.ipynb").read_text())["cells"]
     shown = "".join("".join(out.get("text") or out.get("data", {}).get("text/plain", ""))
                     for cell in cells for out in cell.get("outputs", []))
     assert "VGG19: RANDOM (UNTRAINED) WEIGHTS" in shown  # the untrained network

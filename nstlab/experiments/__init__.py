@@ -10,9 +10,9 @@ its widgets call these, and so do the tests.
 - ``nb01_vgg_features``: VGG19's layer table, receptive fields, what each depth keeps;
 - ``nb02_content_loss``: reconstructions from white noise through one layer at a time;
 - ``nb03_gram_matrices_and_style``: the style-loss conventions, texture synthesis (with the student's Gram too);
-- ``nb04_gatys_style_transfer``: the algorithm written out (``gatys_loop``), the α/β sweep, the style layers
+- ``nb05_gatys_style_transfer``: the algorithm written out (``gatys_loop``), the α/β sweep, the style layers
   taken cumulatively, the survey's raw α, one design choice at a time, the normalised VGG19;
-- ``nb05_total_variation``: TV of noisy and smooth images, TV denoising, the TV weight sweep;
+- ``nb04_total_variation``: TV of noisy and smooth images, TV denoising, the TV weight sweep;
 - ``nb06_improved_style_transfer``: Novak & Nikulin's four changes, alone and together;
 - ``nb07_ssim_weighted_style``: SSIM step by step, SSIM between Grams, the SSIM-weighted style loss;
 - ``nb08_color_preservation``: YIQ, luminance-only transfer (from the student's functions too), colour
@@ -54,14 +54,14 @@ from .nb03_gram_matrices_and_style import (
     plot_texture_syntheses, visualize_texture_syntheses, visualize_texture_synthesis, synthesize_texture,
     visualize_texture_with
 )
-from .nb04_gatys_style_transfer import (
+from .nb05_gatys_style_transfer import (
     GATYS_COMPARISONS, visualize_comparison, STYLE_WEIGHT_FACTORS, style_weight_sweep, visualize_style_weight_sweep,
     layer_loss_scales, visualize_layer_scales, normalization_factor_table, GATYS_CONTENT_LAYER, gatys_targets,
     gatys_loop, loop_agreement, LOOP_TOLERANCE, FIRST_STEP_TOLERANCE, plot_loop_vs_stylize, CUMULATIVE_STYLE_LAYERS,
     CUMULATIVE_BETA_FACTORS, cumulative_style_runs, plot_cumulative_style_grid, visualize_cumulative_style_grid,
     SURVEY_ALPHA, raw_weight_runs, raw_scale_rows
 )
-from .nb05_total_variation import (
+from .nb04_total_variation import (
     DENOISE_STEPS, tv_table, visualize_tv_noise, psnr, tv_denoise, visualize_tv_denoising, TV_WEIGHT_FACTORS,
     tv_weight_sweep, visualize_tv_weight_sweep
 )

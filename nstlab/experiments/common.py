@@ -6,7 +6,7 @@
 - the run cache: :func:`stylize_variant`, :func:`run_variants`, :func:`clear_run_cache`, and
   :func:`visualize_stylize`, the one-run figure of the widgets of notebooks 04-06;
 - :func:`plot_runs`: the one figure of several runs, their images above their loss curves;
-- :func:`distort`: brightness, contrast, noise and blur (notebooks 05, 07 and 09);
+- :func:`distort`: brightness, contrast, noise and blur (notebooks 04, 07 and 09);
 - the yardsticks, the same for every method: :func:`evaluate_images`, :func:`evaluate_results`
   (notebooks 07 and 09).
 """

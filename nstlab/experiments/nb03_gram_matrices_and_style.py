@@ -16,7 +16,7 @@ from nstlab.optimize import Result, stylize
 from nstlab.vgg import GATYS_STYLE_LAYERS, VGGFeatures
 
 from .common import Table, _final, _image, _run_description, course_size, course_steps, plot_runs
-from .nb04_gatys_style_transfer import gatys_loop, gatys_targets
+from .nb05_gatys_style_transfer import gatys_loop, gatys_targets
 
 
 GRAM_CONVENTIONS = ("none", "1/(HW)", "1/(CHW)", "Gatys E_l")
@@ -215,7 +215,7 @@ def synthesize_texture(
     weights: str | None = "auto",
     seed: int = 0,
 ) -> tuple[torch.Tensor, list[float], str]:
-    """A texture from white noise with *your* ``gram_matrix``: the loop of notebook 04 (:func:`gatys_loop`) with
+    """A texture from white noise with *your* ``gram_matrix``: the loop of notebook 05 (:func:`gatys_loop`) with
     the style term alone, from the same seeded noise as :func:`texture_syntheses` starts from.
 
     Inputs: gram_matrix: feat (N, C, H, W) -> (N, C, C), unnormalised; the rest as :func:`texture_syntheses`.

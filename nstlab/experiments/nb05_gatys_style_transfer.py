@@ -1,4 +1,4 @@
-"""Notebook 04, Gatys et al.'s algorithm — faces layer: the algorithm written out (:func:`gatys_loop`, the
+"""Notebook 05, Gatys et al.'s algorithm — faces layer: the algorithm written out (:func:`gatys_loop`, the
 reference solution of the notebook's own loop), the layers' loss scales and the normalised VGG19, the α/β sweep,
 the style layers taken cumulatively against α/β, the survey's raw α, and one design choice at a time
 (initialisation, optimiser, pooling, network).
@@ -41,7 +41,7 @@ GATYS_COMPARISONS: dict[str, dict[str, dict[str, Any]]] = {
     "pooling": {"max pooling": {"pooling": "max"}, "average pooling": {"pooling": "avg"}},
     "vgg": {"plain VGG19": {"normalized_vgg": False}, "normalized VGG19": {"normalized_vgg": True}},
 }
-"""The design choices compared in notebook 04: {comparison: {variant name: stylize options}}."""
+"""The design choices compared in notebook 05: {comparison: {variant name: stylize options}}."""
 
 
 def visualize_comparison(
@@ -73,7 +73,7 @@ def visualize_comparison(
 
 
 STYLE_WEIGHT_FACTORS = (1e-2, 1e-1, 1.0, 1e1)
-"""Notebook 04's sweep: β as multiples of the preset's style_weight; smoke mode uses 0.1, 1 and 10."""
+"""Notebook 05's sweep: β as multiples of the preset's style_weight; smoke mode uses 0.1, 1 and 10."""
 
 
 def style_weight_sweep(
@@ -269,7 +269,7 @@ def gatys_loop(
     gram_matrix: Callable[[torch.Tensor], torch.Tensor] = losses.gram_matrix,
     tv_loss: Callable[[torch.Tensor], torch.Tensor] = losses.tv_loss,
 ) -> tuple[torch.Tensor, list[float]]:
-    """Gatys et al.'s algorithm in one screen: the reference solution of notebook 04's "write it yourself".
+    """Gatys et al.'s algorithm in one screen: the reference solution of notebook 05's "write it yourself".
 
     The objective is the gatys preset's (``stylize``'s normalised losses): every term divided by its value
     for an all-zero feature map or Gram, so it is a relative error, and the TV term a mean:

@@ -1,4 +1,4 @@
-"""Notebook 05, total variation — faces layer: TV of clean, noisy and smoothed images, TV denoising
+"""Notebook 04, total variation — faces layer: TV of clean, noisy and smoothed images, TV denoising
 (L1 and squared), and the TV weight of a style transfer run.
 """
 
@@ -169,7 +169,7 @@ def visualize_tv_denoising(
 
 
 TV_WEIGHT_FACTORS = (0.0, 1.0, 10.0, 100.0)
-"""Notebook 05's sweep: tv_weight as multiples of the preset's (0 = no TV term); smoke mode uses 0, 1, 100."""
+"""Notebook 04's sweep: tv_weight as multiples of the preset's (0 = no TV term); smoke mode uses 0, 1, 100."""
 
 
 def tv_weight_sweep(
