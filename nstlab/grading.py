@@ -72,6 +72,26 @@ assert graded["largest"] <= experiments.LOOP_TOLERANCE, (
 GRADED: tuple[GradedExercise, ...] = (
     _checked("content_loss", "my_content_loss", 1, """\
 return 0.5 * ((x_feat - target_feat) ** 2).sum()"""),
+    _checked("optimize", "my_optimize", 2, """\
+x = x0.detach().clone().requires_grad_(True)
+if optimizer == "lbfgs":
+    opt = torch.optim.LBFGS([x], lr=1, max_iter=1, history_size=100, tolerance_grad=0, tolerance_change=0)
+else:
+    opt = torch.optim.Adam([x], lr=0.02)
+history = []
+
+
+def closure():
+    opt.zero_grad()
+    loss = loss_fn(x)
+    loss.backward()
+    history.append(float(loss.detach()))
+    return loss
+
+
+for _ in range(steps):
+    opt.step(closure)
+return x.detach().clamp(0, 1), history"""),
     _checked("gram_matrix", "my_gram_matrix", 1, """\
 n, c, h, w = feat.shape
 f = feat.reshape(n, c, h * w)

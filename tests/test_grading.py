@@ -44,8 +44,11 @@ def test_the_hidden_inputs_have_other_shapes_and_values():
     seen = {}
     for seed in (0, *checks.HIDDEN_SEEDS):
         shapes = []
-        checks.check_gram_matrix(lambda f: shapes.append((tuple(f.shape), float(f.detach().sum()))) or losses.gram_matrix(f),
-                                 seed=seed)
+        def spy(f, shapes=shapes):
+            shapes.append((tuple(f.shape), float(f.detach().sum())))
+            return losses.gram_matrix(f)
+
+        checks.check_gram_matrix(spy, seed=seed)
         seen[seed] = shapes
     assert [s for s, _ in seen[0]] == [(1, 3, 4, 5), (2, 4, 3, 3), (3, 5, 6, 2)]  # what the notebook shows
     for seed in checks.HIDDEN_SEEDS:
@@ -196,8 +199,8 @@ def test_export_refuses_what_it_cannot_do(tmp_path):
 def test_the_command_line_exports(tmp_path, capsys):
     assert cli.main(["course", "export-nbgrader", str(tmp_path / "class"), "--timeout", "30"]) == 0
     out = capsys.readouterr().out
-    assert f"nstlab: wrote {tmp_path / 'class' / 'source' / '05_gatys_style_transfer' / '05_gatys_style_transfer.ipynb'}"\
-           " (3 points)" in out
+    notebook = tmp_path / "class" / "source" / "05_gatys_style_transfer" / "05_gatys_style_transfer.ipynb"
+    assert f"nstlab: wrote {notebook} (3 points)" in out and "03_gram_matrices_and_style.ipynb (1 point)" in out
     assert "next, in" in out and "nbgrader generate_assignment 02_content_loss" in out
     assert "c.Execute.timeout = 30\n" in (tmp_path / "class" / "nbgrader_config.py").read_text()
     assert cli.main(["course", "export-nbgrader", str(tmp_path / "class")]) == 1
@@ -208,8 +211,15 @@ def test_the_command_line_exports(tmp_path, capsys):
 
 WRONG = {
     "my_content_loss": "return ((x_feat - target_feat) ** 2).sum()",  # the 1/2 forgotten
+    "my_optimize": "x = x0.detach().clone().requires_grad_(True)\n"  # no zero_grad: the gradients pile up
+                   "opt = torch.optim.LBFGS([x], lr=1, max_iter=1, history_size=100, tolerance_grad=0, "
+                   "tolerance_change=0) if optimizer == 'lbfgs' else torch.optim.Adam([x], lr=0.02)\n"
+                   "history = []\n\ndef closure():\n    loss = loss_fn(x)\n    loss.backward()\n"
+                   "    history.append(float(loss))\n    return loss\n\nfor _ in range(steps):\n"
+                   "    opt.step(closure)\nreturn x.detach().clamp(0, 1), history",
     "my_gram_matrix": "n, c, h, w = feat.shape\nf = feat.reshape(n, c, h * w)\nreturn f @ f.transpose(1, 2) / (h * w)",
-    "my_gatys_loop": "content = sum(content_loss(feats[l], p) / content_loss(torch.zeros_like(p), p) for l, p in P.items())\n"
+    "my_gatys_loop": "content = sum(content_loss(feats[l], p) / content_loss(torch.zeros_like(p), p)\n"
+                     "              for l, p in P.items())\n"
                      "style = sum(((gram_matrix(feats[l]) - a) ** 2).sum() / (a**2).sum() for l, a in A.items())\n"
                      "tv = tv_loss(x) / n_tv",  # no means over layers, Grams not averaged over positions
     "my_tv_loss": "return (img[:, :, :, 1:] - img[:, :, :, :-1]).abs().sum()",  # horizontal differences only
@@ -225,7 +235,8 @@ WRONG = {
                             "mu_s, mu_t = xs.mean(dim=2, keepdim=True), xt.mean(dim=2, keepdim=True)\n"
                             "A = torch.linalg.cholesky((xt - mu_t) @ (xt - mu_t).transpose(1, 2))\n"  # L_t only
                             "return (A @ (xs - mu_s) + mu_t).reshape(source.shape)",
-    "my_perceptual_distance": "return sum(((x - y_feats[l]) ** 2).sum(dim=1).mean(dim=(1, 2)) for l, x in x_feats.items())",
+    "my_perceptual_distance": "return sum(((x - y_feats[l]) ** 2).sum(dim=1).mean(dim=(1, 2))\n"
+                              "           for l, x in x_feats.items())",
     "my_training_step": "terms = loss_fn(model(batch), batch)\nterms['total'].backward()\noptimizer.step()\n"
                         "return terms",  # stale gradients kept
 }
@@ -301,8 +312,8 @@ def test_a_term_with_nbgrader_grades_right_and_wrong_and_survives_misbehaviour(t
         top = sum(ex.points for ex in grading.GRADED if ex.notebook == path.stem[:2])
         assert grades[path.stem, "right"] == (top, top), path.stem
         assert grades[path.stem, "wrong"] == (0, top), path.stem
-    for student in MISBEHAVING:
-        assert grades["02_content_loss", student] == (0, 1), student
+    for student in MISBEHAVING:  # their loop is right: only the content loss's point is lost
+        assert grades["02_content_loss", student] == (2, 3), student
     graded = course / "autograded" / "floods" / "02_content_loss" / "02_content_loss.ipynb"
     assert graded.stat().st_size < 1_000_000  # nbgrader keeps 1000 lines of each cell's output
     cells = json.loads((course / "autograded" / "right" / "05_gatys_style_transfer" /

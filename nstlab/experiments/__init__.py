@@ -46,8 +46,8 @@ from .nb01_vgg_features import (
     receptive_fields, vgg_layer_table, visualize_layer_geometry, activation_table
 )
 from .nb02_content_loss import (
-    RECONSTRUCTION_LAYERS, paper_name, layer_label, content_reconstructions, plot_content_reconstructions,
-    visualize_content_reconstructions, visualize_content_reconstruction
+    RECONSTRUCTION_LAYERS, paper_name, layer_label, optimize_pixels, plot_pixel_loops, content_reconstructions,
+    plot_content_reconstructions, visualize_content_reconstructions, visualize_content_reconstruction
 )
 from .nb03_gram_matrices_and_style import (
     GRAM_CONVENTIONS, style_loss_conventions, gram_convention_table, size_dependence_table, texture_syntheses,

@@ -1,15 +1,19 @@
-"""Notebook 02, the content loss — faces layer: reconstructing an image from white noise through one
-layer at a time (Gatys et al. 2016, Fig. 1), and the layer names of the paper.
+"""Notebook 02, the content loss — faces layer: the optimisation loop over the pixels (:func:`optimize_pixels`, the
+reference solution of the notebook's exercise), reconstructing an image from white noise through one layer at a
+time (Gatys et al. 2016, Fig. 1), and the layer names of the paper.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import torch
 from matplotlib.figure import Figure
 
+from nstlab import plotting
 from nstlab.optimize import Result, stylize
+from nstlab.presets import DEFAULT_LR_BY_OPTIMIZER, OPTIMIZERS
 from nstlab.vgg import VGG19_LAYERS
 
 from .common import _final, _image, _run_description, course_size, course_steps, plot_runs
@@ -35,6 +39,57 @@ def layer_label(layer: str) -> str:
     if paper != layer:
         return f"{layer} (paper: {paper})"
     return f"{layer} (pre-ReLU)" if layer.startswith("conv") else layer
+
+
+def optimize_pixels(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    steps: int,
+    optimizer: str = "lbfgs",
+) -> tuple[torch.Tensor, list[float]]:
+    """Minimise ``loss_fn(x)`` over the pixels x from ``x0``: the reference solution of notebook 02's loop.
+
+    The pixels are the only parameter (the network in ``loss_fn`` stays frozen). The optimisers are ``stylize``'s:
+    L-BFGS with one evaluation per step, 100 stored pairs, step 1 and zero tolerances, or Adam with learning rate
+    0.02; the pixels are left free during the run. ``optimizer.step`` takes a closure because L-BFGS may evaluate
+    the loss more than once per step (its line search does; with ``max_iter=1`` and no line search it is once).
+
+    Inputs: loss_fn(x (N, 3, H, W)) -> scalar tensor; x0: the start (not changed); steps: optimiser steps;
+    optimizer: "lbfgs" or "adam".
+    Returns: (x after the last step, detached and clamped to [0, 1]; the loss of every step).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimize_pixels: optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    x = x0.detach().clone().requires_grad_(True)
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([x], lr=1, max_iter=1, history_size=100, tolerance_grad=0, tolerance_change=0)
+    else:
+        opt = torch.optim.Adam([x], lr=DEFAULT_LR_BY_OPTIMIZER["adam"])
+    history: list[float] = []
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = loss_fn(x)
+        loss.backward()
+        history.append(float(loss.detach()))
+        return loss
+
+    for _ in range(steps):
+        opt.step(closure)
+    return x.detach().clamp(0, 1), history
+
+
+def plot_pixel_loops(
+    image: torch.Tensor, runs: Mapping[str, tuple[torch.Tensor, Sequence[float]]], reference: Result
+) -> Figure:
+    """The target ``image``, the images of ``runs`` ({name: (image, losses)}, e.g. your loop with each optimiser)
+    and of ``stylize``'s ``reference`` run, with every loss curve (the reference's total)."""
+    panels = [("original", image)] + [(f"yours, {name}", img) for name, (img, _) in runs.items()]
+    panels.append(("stylize", reference.image))
+    curves = {f"yours, {name}": list(history) for name, (_, history) in runs.items()}
+    curves["stylize"] = reference.history["total"]
+    return plotting.plot_images_and_losses(panels, curves, plotting.runs_footer([reference]),
+                                           "the loss of every step")
 
 
 def content_reconstructions(
