@@ -12,6 +12,7 @@ from figure_checks import data_under_legends, footer, image_axes
 from nstlab import experiments as ex
 from nstlab import losses
 from nstlab.images import resize, sample_image
+from nstlab.optimize import stylize
 from nstlab.plotting import MAX_FIGURE_WIDTH
 from nstlab.vgg import GATYS_STYLE_LAYERS, VGGFeatures
 
@@ -92,22 +93,36 @@ def test_texture_synthesis_figure_and_default_layer_sets():
         ex.visualize_texture_synthesis("van_gogh_harvest", [], steps=1, size=32, weights=W)
 
 
-def test_a_texture_from_your_gram_is_notebook_05s_loop_with_the_style_term_alone():
-    calls = []
+def test_the_notebooks_texture_objective_is_stylizes_style_term_and_the_loop_lowers_it():
+    """Notebook 03 builds the texture in view: the relative Gram error averaged over the layers, with the student's
+    Gram matrix (here an einsum) in the student's loop. At the first step it is stylize's style term on the same
+    seeded noise, to float rounding; the loop lowers it; plot_texture_with draws it beside stylize's texture."""
+    layers = ["relu1_1", "relu2_1", "relu3_1"]
+    style = sample_image("van_gogh_harvest", max_size=32)
+    vgg = VGGFeatures(layers, weights=W)
 
     def my_gram(feat):
-        calls.append(tuple(feat.shape))
         f = feat.flatten(2)
         return torch.einsum("ncm,ndm->ncd", f, f)
 
-    image, history, weights = ex.synthesize_texture(my_gram, "van_gogh_harvest", ["relu1_1", "relu2_1"], size=32,
-                                                    steps=4, weights=W)
-    assert weights == "random" and len(history) == 4 and history[-1] < history[0]
-    assert image.shape[-2:] == resize(sample_image("van_gogh_harvest"), 32).shape[-2:]
-    assert len(calls) == 2 + 2 * 4  # the targets once, then two layers per step
-    _, reference, _ = ex.synthesize_texture(losses.gram_matrix, "van_gogh_harvest", ["relu1_1", "relu2_1"], size=32,
-                                            steps=4, weights=W)
-    assert history == pytest.approx(reference, rel=1e-4)
-    fig = ex.visualize_texture_with(my_gram, "van_gogh_harvest", size=32, steps=2, weights=W)
-    assert [ax.get_title() for ax in fig.axes[:2]] == ["style image", "your Gram's texture"]
-    assert "my_gram" in fig.axes[2].get_title() and "RANDOM" in fig.get_supxlabel()
+    def averaged_gram(f):
+        return my_gram(f) / (f.shape[-2] * f.shape[-1])
+
+    with torch.no_grad():
+        targets = {layer: averaged_gram(f) for layer, f in vgg(style).items()}
+
+    def relative_style_error(x):
+        feats = vgg(x)
+        return sum(((averaged_gram(feats[l]) - a) ** 2).sum() / (a**2).sum() for l, a in targets.items()) / 3
+
+    noise = torch.rand(style.shape, generator=torch.Generator().manual_seed(0))
+    texture, history = ex.optimize_pixels(relative_style_error, noise, 4)
+    assert len(history) == 4 and history[-1] < history[0]
+    reference = ex.texture_syntheses(style, {"three": layers}, size=32, steps=4, weights=W)["three"]
+    packaged = stylize(None, style, style_layers=layers, init="noise", tv_weight=0, steps=1, size=32, seed=0,
+                       precision="fp32", weights=W, progress=False)
+    assert abs(history[0] - packaged.history["style"][0]) <= ex.FIRST_STEP_TOLERANCE * packaged.history["style"][0]
+    fig = ex.plot_texture_with(style, texture, history, vgg.weights_name, reference=reference)
+    assert [ax.get_title() for ax in image_axes(fig)] == ["style image", "your texture", "stylize's texture"]
+    assert "RANDOM" in fig.get_supxlabel()
+    assert len(image_axes(ex.plot_texture_with(style, texture, history, vgg.weights_name))) == 2

@@ -51,8 +51,7 @@ from .nb02_content_loss import (
 )
 from .nb03_gram_matrices_and_style import (
     GRAM_CONVENTIONS, style_loss_conventions, gram_convention_table, size_dependence_table, texture_syntheses,
-    plot_texture_syntheses, visualize_texture_syntheses, visualize_texture_synthesis, synthesize_texture,
-    visualize_texture_with
+    plot_texture_syntheses, visualize_texture_syntheses, visualize_texture_synthesis, plot_texture_with
 )
 from .nb05_gatys_style_transfer import (
     GATYS_COMPARISONS, visualize_comparison, STYLE_WEIGHT_FACTORS, style_weight_sweep, visualize_style_weight_sweep,
@@ -98,7 +97,7 @@ __all__ = [
     "layer_label", "content_reconstructions", "plot_content_reconstructions", "visualize_content_reconstructions",
     "visualize_content_reconstruction", "GRAM_CONVENTIONS", "style_loss_conventions", "gram_convention_table",
     "size_dependence_table", "texture_syntheses", "plot_texture_syntheses", "visualize_texture_syntheses",
-    "visualize_texture_synthesis", "synthesize_texture", "visualize_texture_with", "GATYS_COMPARISONS",
+    "visualize_texture_synthesis", "plot_texture_with", "GATYS_COMPARISONS",
     "visualize_comparison", "STYLE_WEIGHT_FACTORS", "style_weight_sweep", "visualize_style_weight_sweep",
     "layer_loss_scales", "visualize_layer_scales", "normalization_factor_table", "GATYS_CONTENT_LAYER",
     "gatys_targets", "gatys_loop", "loop_agreement", "LOOP_TOLERANCE", "FIRST_STEP_TOLERANCE",

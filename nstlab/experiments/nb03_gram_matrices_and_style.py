@@ -1,11 +1,11 @@
 """Notebook 03, Gram matrices and style — faces layer: the sources' style-loss conventions side by side,
 how each grows with the image size, texture synthesis from white noise (Gatys et al. 2016, Fig. 1), and a
-texture made with the student's own Gram matrix (:func:`synthesize_texture`).
+texture made in the notebook with the student's own Gram matrix and loop (drawn by :func:`plot_texture_with`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -16,7 +16,6 @@ from nstlab.optimize import Result, stylize
 from nstlab.vgg import GATYS_STYLE_LAYERS, VGGFeatures
 
 from .common import Table, _final, _image, _run_description, course_size, course_steps, plot_runs
-from .nb05_gatys_style_transfer import gatys_loop, gatys_targets
 
 
 GRAM_CONVENTIONS = ("none", "1/(HW)", "1/(CHW)", "Gatys E_l")
@@ -206,46 +205,18 @@ def visualize_texture_synthesis(
     return visualize_texture_syntheses(style, {" + ".join(layers): layers}, size, steps, optimizer, weights, seed)
 
 
-def synthesize_texture(
-    gram_matrix: Callable[[torch.Tensor], torch.Tensor],
-    style: Any = "van_gogh_church_at_auvers",
-    layers: Sequence[str] = tuple(GATYS_STYLE_LAYERS),
-    size: int | None = None,
-    steps: int | None = None,
-    weights: str | None = "auto",
-    seed: int = 0,
-) -> tuple[torch.Tensor, list[float], str]:
-    """A texture from white noise with *your* ``gram_matrix``: the loop of notebook 05 (:func:`gatys_loop`) with
-    the style term alone, from the same seeded noise as :func:`texture_syntheses` starts from.
-
-    Inputs: gram_matrix: feat (N, C, H, W) -> (N, C, C), unnormalised; the rest as :func:`texture_syntheses`.
-    Returns: (the texture (1, 3, H, W), the relative style error of every step, the weights' name).
-    """
-    source = _image(style, course_size(size))
-    vgg = VGGFeatures(list(layers), weights=weights)
-    source = source.to(vgg.device)
-    _, targets = gatys_targets(vgg, source, source, (), layers, gram_matrix)
-    noise = torch.rand(source.shape, generator=torch.Generator().manual_seed(seed)).to(vgg.device)
-    image, history = gatys_loop(noise, vgg, {}, targets, course_steps(steps), gamma=0.0, gram_matrix=gram_matrix)
-    return image.cpu(), history, vgg.weights_name
-
-
-def visualize_texture_with(
-    gram_matrix: Callable[[torch.Tensor], torch.Tensor],
-    style: Any = "van_gogh_church_at_auvers",
+def plot_texture_with(
+    style: torch.Tensor,
+    texture: torch.Tensor,
+    history: Sequence[float],
+    weights_name: str,
     reference: Result | None = None,
-    size: int | None = None,
-    steps: int | None = None,
-    weights: str | None = "auto",
-    seed: int = 0,
 ) -> Figure:
-    """:func:`synthesize_texture` with ``gram_matrix``, drawn next to the style image (and the package's texture
-    ``reference``, a Result of :func:`texture_syntheses` with all five layers, if given) with its error curve."""
-    image, history, weights_name = synthesize_texture(gram_matrix, style, size=size, steps=steps, weights=weights,
-                                                      seed=seed)
-    panels = [("style image", _image(style, max(image.shape[-2:]))), ("your Gram's texture", image)]
+    """A texture made in the notebook (your Gram matrix in your loop) next to the ``style`` image, and the package's
+    texture ``reference`` (a Result of :func:`texture_syntheses`) if given, with the relative style error of every
+    step and the weights' name (``VGGFeatures.weights_name``) in the footer."""
+    panels = [("style image", style), ("your texture", texture)]
     if reference is not None:
         panels.append(("stylize's texture", reference.image))
-    name = getattr(gram_matrix, "__name__", "gram_matrix")
-    return plotting.plot_images_and_losses(panels, {"style": history}, plotting.weights_footer(weights_name),
-                                           f"relative style error with {name}")
+    return plotting.plot_images_and_losses(panels, {"style": list(history)}, plotting.weights_footer(weights_name),
+                                           "relative style error of every step")
