@@ -83,7 +83,7 @@ def _shape(args: Sequence[Any]) -> str:
             return str(tuple(a.shape))
         if isinstance(a, Mapping):
             return "{" + ", ".join(f"{k}: {tuple(v.shape)}" for k, v in a.items()) + "}"
-        return repr(a)
+        return a.__name__ if callable(a) and hasattr(a, "__name__") else repr(a)
 
     return " and ".join(one(a) for a in args)
 
@@ -288,6 +288,40 @@ def check_optimize(fn: Callable[..., Any], *, seed: int = 0) -> CheckResult:
     return finish(True, worst, f"max relative error {worst:.1e} (L-BFGS and Adam, 4 steps each) — PASS")
 
 
+_TARGET_FILTERS = (_randn(4, 3, 3, 3, seed=70), _randn(5, 4, 3, 3, seed=71))
+
+
+def _tiny_features(img: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A stand-in for VGGFeatures in float64: two 3x3 convolutions with ReLU, average pooling between them."""
+    a = torch.nn.functional.conv2d(img, _TARGET_FILTERS[0], padding=1).relu()
+    b = torch.nn.functional.conv2d(torch.nn.functional.avg_pool2d(a, 2), _TARGET_FILTERS[1], padding=1).relu()
+    return {"a": a, "b": b}
+
+
+def check_gatys_targets(fn: Callable[..., Any], *, seed: int = 0) -> CheckResult:
+    """fn(vgg, content, style, content_layers, style_layers, gram_matrix) -> (P, A): P = {content layer: the
+    content's features}, A = {style layer: the style's Gram divided by its number of positions}. Checked with a small
+    float64 stand-in for the network, a content and a style image of other sizes, against
+    :func:`nstlab.experiments.gatys_targets`."""
+    from nstlab.experiments import gatys_targets
+
+    content = _rand(*_grown((1, 3, 8, 10), seed, 0, keep=[0, 1]), seed=1000 * seed + 80)
+    style = _rand(*_grown((1, 3, 12, 8), seed, 1, keep=[0, 1]), seed=1000 * seed + 81)
+    layers = (["b"], ["a", "b"])
+
+    def as_vector(f: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            out = f(*args)
+            if out is None:
+                return None
+            P, A = out
+            return torch.cat([P[k].flatten() for k in layers[0]] + [A[k].flatten() for k in layers[1]])
+        return run
+
+    case = (_tiny_features, content, style, *layers, losses.gram_matrix)
+    return _compare("gatys_targets", as_vector(fn), as_vector(gatys_targets), [case])
+
+
 def check_shifted_gram(fn: Callable[[torch.Tensor, float], Any], *, seed: int = 0) -> CheckResult:
     """fn(feat (N, C, H, W), shift s) -> (N, C, C) Gram matrices of F + s, unnormalised (gradient too)."""
     shifts = [1.0, -1.0, 0.5] if seed == 0 else [0.25 * seed, -1.5, 2.0]
@@ -431,21 +465,22 @@ class Exercise:
     notebook: str
 
 
-def _training_step_reference(*args: Any) -> Any:
-    from nstlab.experiments.nb11_fast_style_transfer import training_step
+def _experiment(name: str) -> Callable[..., Any]:
+    """The reference solution ``nstlab.experiments.<name>``, imported when first called (the experiments load
+    matplotlib, which importing the checks does not)."""
 
-    return training_step(*args)
+    def reference(*args: Any, **kwargs: Any) -> Any:
+        from nstlab import experiments
 
+        return getattr(experiments, name)(*args, **kwargs)
 
-def _optimize_reference(*args: Any, **kwargs: Any) -> Any:
-    from nstlab.experiments.nb02_content_loss import optimize_pixels
-
-    return optimize_pixels(*args, **kwargs)
+    reference.__module__, reference.__name__, reference.__qualname__ = "nstlab.experiments", name, name
+    return reference
 
 
 EXERCISES: dict[str, Exercise] = {
     "content_loss": Exercise(check_content_loss, losses.content_loss, "02"),
-    "optimize": Exercise(check_optimize, _optimize_reference, "02"),
+    "optimize": Exercise(check_optimize, _experiment("optimize_pixels"), "02"),
     "gram_matrix": Exercise(check_gram_matrix, losses.gram_matrix, "03"),
     "tv_loss": Exercise(check_tv_loss, losses.tv_loss, "04"),
     "shifted_gram": Exercise(check_shifted_gram, shifted_gram, "06"),
@@ -455,7 +490,8 @@ EXERCISES: dict[str, Exercise] = {
     "luminance_only": Exercise(check_luminance_only, color.recombine_luminance, "08"),
     "cholesky_transfer": Exercise(check_cholesky_transfer, cholesky_transfer, "08"),
     "perceptual_distance": Exercise(check_perceptual_distance, losses.perceptual_distance, "09"),
-    "training_step": Exercise(check_training_step, _training_step_reference, "11"),
+    "gatys_targets": Exercise(check_gatys_targets, _experiment("gatys_targets"), "05"),
+    "training_step": Exercise(check_training_step, _experiment("training_step"), "11"),
 }
 """Every exercise by name: what :func:`save_solution`, :func:`load_solution` and :func:`solution_or_reference` take."""
 
@@ -520,10 +556,6 @@ def _exercise(fn_name: str, name: str) -> Exercise:
 
 def _reference_name(name: str) -> str:
     ref = EXERCISES[name].reference
-    if ref is _training_step_reference:
-        return "nstlab.experiments.training_step"
-    if ref is _optimize_reference:
-        return "nstlab.experiments.optimize_pixels"
     return f"{ref.__module__}.{ref.__qualname__}"
 
 

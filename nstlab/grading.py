@@ -96,11 +96,23 @@ return x.detach().clamp(0, 1), history"""),
 n, c, h, w = feat.shape
 f = feat.reshape(n, c, h * w)
 return f @ f.transpose(1, 2)"""),
+    _checked("gatys_targets", "my_gatys_targets", 1, """\
+content_feats, style_feats = vgg(content), vgg(style)
+P = {layer: content_feats[layer] for layer in content_layers}
+A = {layer: gram_matrix(style_feats[layer]) / (style_feats[layer].shape[-2] * style_feats[layer].shape[-1])
+     for layer in style_layers}
+return P, A"""),
     GradedExercise("05", "my_gatys_loop", "experiments.loop_agreement(my_history", _GATYS_LOOP_HIDDEN, 3, """\
+optimizer.zero_grad()
+feats = vgg(x)
 content = sum(content_loss(feats[l], p) / content_loss(torch.zeros_like(p), p) for l, p in P.items()) / len(P)
 style = sum(((gram_matrix(feats[l]) / (feats[l].shape[-2] * feats[l].shape[-1]) - a) ** 2).sum() / (a**2).sum()
             for l, a in A.items()) / len(A)
-tv = tv_loss(x) / n_tv"""),
+tv = tv_loss(x) / n_tv
+total = alpha * content + beta * style + gamma * tv
+total.backward()
+history.append(float(total.detach()))
+return total"""),
     _checked("tv_loss", "my_tv_loss", 1, """\
 vertical = (img[:, :, 1:, :] - img[:, :, :-1, :]).abs().sum()
 horizontal = (img[:, :, :, 1:] - img[:, :, :, :-1]).abs().sum()

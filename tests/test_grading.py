@@ -200,7 +200,7 @@ def test_the_command_line_exports(tmp_path, capsys):
     assert cli.main(["course", "export-nbgrader", str(tmp_path / "class"), "--timeout", "30"]) == 0
     out = capsys.readouterr().out
     notebook = tmp_path / "class" / "source" / "05_gatys_style_transfer" / "05_gatys_style_transfer.ipynb"
-    assert f"nstlab: wrote {notebook} (3 points)" in out and "03_gram_matrices_and_style.ipynb (1 point)" in out
+    assert f"nstlab: wrote {notebook} (4 points)" in out and "03_gram_matrices_and_style.ipynb (1 point)" in out
     assert "next, in" in out and "nbgrader generate_assignment 02_content_loss" in out
     assert "c.Execute.timeout = 30\n" in (tmp_path / "class" / "nbgrader_config.py").read_text()
     assert cli.main(["course", "export-nbgrader", str(tmp_path / "class")]) == 1
@@ -218,10 +218,14 @@ WRONG = {
                    "    history.append(float(loss))\n    return loss\n\nfor _ in range(steps):\n"
                    "    opt.step(closure)\nreturn x.detach().clamp(0, 1), history",
     "my_gram_matrix": "n, c, h, w = feat.shape\nf = feat.reshape(n, c, h * w)\nreturn f @ f.transpose(1, 2) / (h * w)",
-    "my_gatys_loop": "content = sum(content_loss(feats[l], p) / content_loss(torch.zeros_like(p), p)\n"
+    "my_gatys_targets": "P = {l: vgg(content)[l] for l in content_layers}\n"  # Grams not averaged over positions
+                        "A = {l: gram_matrix(vgg(style)[l]) for l in style_layers}\nreturn P, A",
+    "my_gatys_loop": "optimizer.zero_grad()\nfeats = vgg(x)\n"
+                     "content = sum(content_loss(feats[l], p) / content_loss(torch.zeros_like(p), p)\n"
                      "              for l, p in P.items())\n"
                      "style = sum(((gram_matrix(feats[l]) - a) ** 2).sum() / (a**2).sum() for l, a in A.items())\n"
-                     "tv = tv_loss(x) / n_tv",  # no means over layers, Grams not averaged over positions
+                     "total = alpha * content + beta * style + gamma * tv_loss(x) / n_tv\ntotal.backward()\n"
+                     "history.append(float(total))\nreturn total",  # no means over layers, Grams not averaged
     "my_tv_loss": "return (img[:, :, :, 1:] - img[:, :, :, :-1]).abs().sum()",  # horizontal differences only
     "my_shifted_gram": "n, c, h, w = feat.shape\nf = feat.reshape(n, c, h * w)\nreturn f @ f.transpose(1, 2) + shift",
     "my_chained_gram": "b = torch.nn.functional.interpolate(feat_b, size=feat_a.shape[-2:], mode='nearest')\n"
