@@ -88,3 +88,45 @@ def test_visualize_novak_options(sweep_images):
     fig = ex.visualize_novak_options(c, s, activation_shift=-1.0, all_layers=True, chained=True, size=SIZE, steps=1)
     title = fig.get_suptitle()
     assert "activation_shift=-1" in title and "chained=True" in title and "16 layers" in title
+
+
+def test_the_notebooks_novak_loss_written_out_is_stylizes_novak_preset(sweep_images):
+    """Notebook 06's "whole method, in your loop": the 15 chained Grams of the shifted maps averaged over the larger
+    map's positions, geometric weights, relative errors, with the content and TV terms and the preset's weights. At
+    the first step it is stylize(preset="novak")'s objective to float rounding (measured 1.2e-7 at 64 px), and the
+    student's loop then follows it (0.14 % after 10 steps)."""
+    from nstlab import losses
+    from nstlab.images import resize
+    from nstlab.optimize import PRESETS, stylize
+    from nstlab.vgg import VGGFeatures
+
+    content, style = sweep_images
+    novak = PRESETS["novak"]
+    s = novak["activation_shift"]
+    pairs = list(zip(RELU_LAYERS[:-1], RELU_LAYERS[1:]))
+    w = {pair: 2.0 ** (len(pairs) - i) / (2.0 ** len(pairs) - 1) for i, pair in enumerate(pairs, start=1)}
+    assert w == losses.layer_weights(losses.style_keys(RELU_LAYERS, chained=True), "geometric")
+    vgg = VGGFeatures(RELU_LAYERS, weights="random")
+    painting = resize(style, max(content.shape[-2:]))
+
+    def chained(feats, a, b):
+        return losses.chained_gram(feats[a] + s, feats[b] + s) / (feats[a].shape[-2] * feats[a].shape[-1])
+
+    with torch.no_grad():
+        P = vgg(content)["relu4_2"]
+        A = {(a, b): chained(vgg(painting), a, b) for a, b in pairs}
+    _, c, h, wd = content.shape
+    n_tv = c * (h * (wd - 1) + (h - 1) * wd)
+
+    def novak_objective(x):
+        feats = vgg(x)
+        content_term = losses.content_loss(feats["relu4_2"], P) / losses.content_loss(torch.zeros_like(P), P)
+        style_term = sum(w[pair] * ((chained(feats, *pair) - a) ** 2).sum() / (a**2).sum() for pair, a in A.items())
+        return (novak["content_weight"] * content_term + novak["style_weight"] * style_term
+                + novak["tv_weight"] * losses.tv_loss(x) / n_tv)
+
+    _, history = ex.optimize_pixels(novak_objective, content, 3)
+    packaged = stylize(content, style, preset="novak", size=64, steps=3, precision="fp32", weights="random", seed=0,
+                       progress=False)
+    agreement = ex.loop_agreement(history, packaged.history["total"])
+    assert agreement["first step"] <= ex.FIRST_STEP_TOLERANCE and agreement["largest"] <= ex.LOOP_TOLERANCE
