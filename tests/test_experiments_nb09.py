@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from nstlab import experiments
 from nstlab.optimize import PRESETS
@@ -75,3 +76,41 @@ def test_lpips_content_runs_compare_the_two_content_losses():
 def test_visualize_evaluation_takes_the_content_loss():
     fig = experiments.visualize_evaluation(CONTENT, STYLE, "gatys", size=32, steps=1, content_loss="lpips")
     assert fig.axes[2].get_title().endswith(", LPIPS-form content loss")
+
+
+def test_the_notebooks_lpips_objective_written_out_is_stylizes_lpips_content_loss():
+    """Notebook 09's "your distance as the content term of your loop": the LPIPS-form distance to the photo at the
+    five LPIPS layers, Gatys' style term with Grams averaged over positions, the TV mean, the gatys preset's weights.
+    At the first step it is stylize(content_loss="lpips")'s objective to float rounding (measured 1.1e-7 at 64 px),
+    and the loop then follows it (8e-6 after 8 steps)."""
+    from nstlab import losses
+    from nstlab.images import resize, sample_image
+    from nstlab.optimize import PRESETS, stylize
+    from nstlab.vgg import VGGFeatures
+
+    gatys = PRESETS["gatys"]
+    vgg = VGGFeatures(list(dict.fromkeys([*losses.LPIPS_LAYERS, *gatys["style_layers"]])), weights="random")
+    photo = sample_image("tower_bridge", 64)
+    painting = resize(sample_image("van_gogh_cafe_terrace_at_night"), max(photo.shape[-2:]))
+
+    def averaged_gram(f):
+        return losses.gram_matrix(f) / (f.shape[-2] * f.shape[-1])
+
+    with torch.no_grad():
+        photo_feats = {layer: f for layer, f in vgg(photo).items() if layer in losses.LPIPS_LAYERS}
+        A = {layer: averaged_gram(f) for layer, f in vgg(painting).items() if layer in gatys["style_layers"]}
+    _, c, h, w = photo.shape
+    n_tv = c * (h * (w - 1) + (h - 1) * w)
+
+    def lpips_objective(x):
+        feats = vgg(x)
+        content_term = losses.perceptual_distance({l: feats[l] for l in losses.LPIPS_LAYERS}, photo_feats).sum()
+        style_term = sum(((averaged_gram(feats[l]) - a) ** 2).sum() / (a**2).sum() for l, a in A.items()) / len(A)
+        return (gatys["content_weight"] * content_term + gatys["style_weight"] * style_term
+                + gatys["tv_weight"] * losses.tv_loss(x) / n_tv)
+
+    _, history = experiments.optimize_pixels(lpips_objective, photo, 3)
+    packaged = stylize("tower_bridge", "van_gogh_cafe_terrace_at_night", content_loss="lpips", size=64, steps=3,
+                       precision="fp32", weights="random", seed=0, progress=False)
+    agreement = experiments.loop_agreement(history, packaged.history["total"])
+    assert agreement["first step"] <= experiments.FIRST_STEP_TOLERANCE and agreement["largest"] <= experiments.LOOP_TOLERANCE
