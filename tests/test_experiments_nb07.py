@@ -170,3 +170,48 @@ def test_ssim_reweighting_takes_your_ssim():
 
     halved = experiments.ssim_reweighting_rows(CONTENT, STYLE, ["relu1_1"], size=32, ssim_fn=zero)
     assert halved[0]["factor"] == pytest.approx(0.5)  # SSIM 0: the factor of unrelated Grams
+
+
+def test_the_notebooks_ssim_objective_written_out_is_the_ssim_presets():
+    """Notebook 07's "the SSIM-weighted loss, with your SSIM, in your loop": the content term at relu5_2, each style
+    term's relative Gram error times (1 - SSIM(G~, A~)) / 2 on Grams averaged over positions, the TV mean, the ssim
+    preset's weights. At the first step it is stylize(preset="ssim", optimizer="lbfgs")'s objective to float rounding
+    (measured 0 at 64 px), and the loop then follows it (9e-6 after 8 steps)."""
+    from nstlab import losses
+    from nstlab.experiments import FIRST_STEP_TOLERANCE, LOOP_TOLERANCE, loop_agreement, optimize_pixels
+    from nstlab.images import resize
+    from nstlab.optimize import PRESETS, stylize
+    from nstlab.vgg import VGGFeatures
+
+    preset = PRESETS["ssim"]
+    content_layer, style_layers = preset["content_layers"][0], preset["style_layers"]
+    vgg = VGGFeatures([content_layer, *style_layers], weights="random")
+    photo = sample_image("chelsea_cat", 64)
+    painting = resize(sample_image("van_gogh_church_at_auvers"), max(photo.shape[-2:]))
+
+    def averaged_gram(f):
+        return losses.gram_matrix(f) / (f.shape[-2] * f.shape[-1])
+
+    def ssim_factor(g, a):
+        g_unit, a_unit = losses.gram_to_unit_range(g, a)
+        return (1 - ssim(g_unit.unsqueeze(1), a_unit.unsqueeze(1))) / 2
+
+    with torch.no_grad():
+        P = vgg(photo)[content_layer]
+        A = {layer: averaged_gram(f) for layer, f in vgg(painting).items() if layer in style_layers}
+    _, c, h, w = photo.shape
+    n_tv = c * (h * (w - 1) + (h - 1) * w)
+
+    def ssim_objective(x):
+        feats = vgg(x)
+        content_term = losses.content_loss(feats[content_layer], P) / losses.content_loss(torch.zeros_like(P), P)
+        style_term = sum((((averaged_gram(feats[l]) - a) ** 2).sum() / (a**2).sum()
+                          * ssim_factor(averaged_gram(feats[l]), a)).sum() for l, a in A.items()) / len(A)
+        return (preset["content_weight"] * content_term + preset["style_weight"] * style_term
+                + preset["tv_weight"] * losses.tv_loss(x) / n_tv)
+
+    _, history = optimize_pixels(ssim_objective, photo, 3)
+    packaged = stylize("chelsea_cat", "van_gogh_church_at_auvers", preset="ssim", optimizer="lbfgs", size=64, steps=3,
+                       precision="fp32", weights="random", seed=0, progress=False)
+    agreement = loop_agreement(history, packaged.history["total"])
+    assert agreement["first step"] <= FIRST_STEP_TOLERANCE and agreement["largest"] <= LOOP_TOLERANCE
