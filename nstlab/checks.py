@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from nstlab import color, losses
-from nstlab.ssim import ssim
+from nstlab.ssim import local_statistics, ssim
 
 TOLERANCE = 1e-6
 """Largest accepted relative error (inputs are float64)."""
@@ -197,6 +197,32 @@ def check_tv_loss(fn: Callable[[torch.Tensor], Any], *, seed: int = 0) -> CheckR
     return _compare("tv_loss", fn, losses.tv_loss, cases, grad=True)
 
 
+def _joined(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn, with a tuple of tensors as its result joined into one flat tensor (None stays None) for :func:`_compare`."""
+
+    def run(*args: Any) -> Any:
+        out = fn(*args)
+        return None if out is None else torch.cat([t.flatten() for t in out])
+
+    run.__name__ = getattr(fn, "__name__", "function")
+    return run
+
+
+def local_moments(x: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference of :func:`check_local_moments`: the Gaussian-weighted local mean and variance of x, the first
+    and third maps of ``nstlab.ssim.local_statistics(x, x)``."""
+    mu, _, var, _, _ = local_statistics(x, x, window_size, sigma)
+    return mu, var
+
+
+def check_local_moments(fn: Callable[..., Any], *, seed: int = 0) -> CheckResult:
+    """fn(x (N, C, H, W), window_size=11, sigma=1.5) -> (mu, var), each (N, C, H - 10, W - 10): the local mean and
+    variance of SSIM's Gaussian window, per channel, without padding (gradient too)."""
+    shapes = [_grown(s, seed, i) for i, s in enumerate([(1, 1, 12, 13), (2, 3, 11, 16)])]
+    cases = [(_rand(*s, seed=1000 * seed + 90 + i),) for i, s in enumerate(shapes)]
+    return _compare("local_moments", _joined(fn), _joined(local_moments), cases, grad=True)
+
+
 def check_ssim(fn: Callable[[torch.Tensor, torch.Tensor], Any], *, seed: int = 0) -> CheckResult:
     """fn(x, y (N, C, H, W)) -> (N,) mean SSIM per image (Gaussian window 11, sigma 1.5, L = 1; gradient too)."""
     shapes = [_grown(s, seed, i) for i, s in enumerate([(1, 1, 16, 16), (2, 3, 13, 15), (1, 3, 11, 11)])]
@@ -342,6 +368,14 @@ def check_chained_gram(fn: Callable[[torch.Tensor, torch.Tensor], Any], *, seed:
     return _compare("chained_gram", fn, losses.chained_gram, cases, grad=True)
 
 
+def check_color_statistics(fn: Callable[[torch.Tensor], Any], *, seed: int = 0) -> CheckResult:
+    """fn(img (N, 3, H, W)) -> (mu (N, 3, 1), Sigma (N, 3, 3)): the mean colour and the colour covariance
+    1/M sum_k (x_k - mu)(x_k - mu)^T of each image, against ``color.color_statistics``."""
+    shapes = [_grown(s, seed, i, keep=[1]) for i, s in enumerate([(1, 3, 4, 5), (2, 3, 6, 3)])]
+    cases = [(_rand(*s, seed=1000 * seed + 95 + i) ** 2,) for i, s in enumerate(shapes)]
+    return _compare("color_statistics", _joined(fn), _joined(color.color_statistics), cases)
+
+
 def cholesky_transfer(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The reference of :func:`check_cholesky_transfer`: ``color.match_color_histogram`` in its Cholesky mode,
     without clamping and without the small ridge eps that guards flat images."""
@@ -485,9 +519,11 @@ EXERCISES: dict[str, Exercise] = {
     "tv_loss": Exercise(check_tv_loss, losses.tv_loss, "04"),
     "shifted_gram": Exercise(check_shifted_gram, shifted_gram, "06"),
     "chained_gram": Exercise(check_chained_gram, losses.chained_gram, "06"),
+    "local_moments": Exercise(check_local_moments, local_moments, "07"),
     "ssim": Exercise(check_ssim, ssim, "07"),
     "rgb_to_yiq": Exercise(check_rgb_to_yiq, color.rgb_to_yiq, "08"),
     "luminance_only": Exercise(check_luminance_only, color.recombine_luminance, "08"),
+    "color_statistics": Exercise(check_color_statistics, color.color_statistics, "08"),
     "cholesky_transfer": Exercise(check_cholesky_transfer, cholesky_transfer, "08"),
     "perceptual_distance": Exercise(check_perceptual_distance, losses.perceptual_distance, "09"),
     "gatys_targets": Exercise(check_gatys_targets, _experiment("gatys_targets"), "05"),

@@ -180,6 +180,22 @@ def transfer_luminance_only(
 # ----------------------------------------------------------------------------- colour transfer
 
 
+def color_statistics(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean colour and the 3x3 colour covariance of each image, over its M = H*W pixels x_k:
+
+    mu = 1/M sum_k x_k,   Sigma = 1/M sum_k (x_k - mu)(x_k - mu)^T.
+
+    Inputs:
+    - img: (N, 3, H, W) RGB.
+    Returns:
+    - mu (N, 3, 1), Sigma (N, 3, 3).
+    """
+    _check_batch("color_statistics", "img", img)
+    x = img.flatten(2)  # (N, 3, M)
+    mu = x.mean(dim=2, keepdim=True)
+    return mu, (x - mu) @ (x - mu).mT / x.shape[2]
+
+
 def symmetric_power(m: torch.Tensor, p: float) -> torch.Tensor:
     """m^p = Q diag(lambda^p) Q^T for symmetric positive (semi-)definite matrices m = Q diag(lambda) Q^T.
 
@@ -238,13 +254,8 @@ def match_color_histogram(
     _check_batch_pair(fn, "source", source, "target", target)
     if not eps >= 0:
         raise ValueError(f"{fn}: eps must be >= 0, got {eps!r}")
-    s = source.to(torch.float64).flatten(2)  # (N, 3, M)
-    t = target.to(torch.float64).flatten(2)
+    (mu_s, cov_s), (mu_t, cov_t) = color_statistics(source.double()), color_statistics(target.double())
     eye = eps * torch.eye(3, dtype=torch.float64, device=source.device)
-    mu_s, mu_t = s.mean(dim=2, keepdim=True), t.mean(dim=2, keepdim=True)
-    cs, ct = s - mu_s, t - mu_t
-    cov_s = cs @ cs.mT / cs.shape[2] + eye
-    cov_t = ct @ ct.mT / ct.shape[2] + eye
-    out = _transfer_matrix(cov_s, cov_t, mode) @ cs + mu_t
+    out = _transfer_matrix(cov_s + eye, cov_t + eye, mode) @ (source.double().flatten(2) - mu_s) + mu_t
     out = out.reshape(source.shape).to(source.dtype)
     return out.clamp(0.0, 1.0) if clamp else out

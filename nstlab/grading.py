@@ -124,7 +124,14 @@ return f @ f.transpose(1, 2)"""),
     _checked("chained_gram", "my_chained_gram", 2, """\
 b = torch.nn.functional.interpolate(feat_b, size=feat_a.shape[-2:], mode="bilinear", align_corners=False)
 return feat_a.flatten(2) @ b.flatten(2).transpose(1, 2)"""),
-    _checked("ssim", "my_ssim", 3, """\
+    _checked("local_moments", "my_local_moments", 1, """\
+channels = x.shape[1]
+w = gaussian_window(window_size, sigma, dtype=x.dtype)
+window = torch.outer(w, w).expand(channels, 1, window_size, window_size)
+mu = F.conv2d(x, window, groups=channels)
+var = F.conv2d(x * x, window, groups=channels) - mu**2
+return mu, var"""),
+    _checked("ssim", "my_ssim", 2, """\
 channels = x.shape[1]
 coords = torch.arange(window_size, dtype=x.dtype) - (window_size - 1) / 2
 g = torch.exp(-(coords**2) / (2 * sigma**2))
@@ -150,7 +157,11 @@ return torch.einsum("ij,njhw->nihw", M, img)"""),
 y = color.rgb_to_yiq(stylized)[:, :1]
 iq = color.rgb_to_yiq(content)[:, 1:]
 return color.yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)"""),
-    _checked("cholesky_transfer", "my_cholesky_transfer", 3, """\
+    _checked("color_statistics", "my_color_statistics", 1, """\
+x = img.flatten(2)
+mu = x.mean(dim=2, keepdim=True)
+return mu, (x - mu) @ (x - mu).transpose(1, 2) / x.shape[2]"""),
+    _checked("cholesky_transfer", "my_cholesky_transfer", 2, """\
 xs, xt = source.flatten(2), target.flatten(2)
 mu_s, mu_t = xs.mean(dim=2, keepdim=True), xt.mean(dim=2, keepdim=True)
 cov_s = (xs - mu_s) @ (xs - mu_s).transpose(1, 2) / xs.shape[2]

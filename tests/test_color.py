@@ -11,6 +11,7 @@ from skimage import data, transform
 from skimage.color import rgb2yiq, yiq2rgb
 
 from nstlab.color import (
+    color_statistics,
     luminance,
     luminance_only_inputs,
     match_color_histogram,
@@ -257,3 +258,18 @@ def test_match_color_histogram_bad_input():
         match_color_histogram(img, img.double())
     with pytest.raises(ValueError, match=r"\(2, 1, 8, 8\)"):
         match_color_histogram(img[:, :1], img)
+
+
+def test_color_statistics_by_hand_and_against_numpy():
+    img = torch.tensor([[[[0.0, 1.0]], [[0.0, 1.0]], [[1.0, 1.0]]]])  # two pixels: (0, 0, 1) and (1, 1, 1)
+    mu, cov = color_statistics(img)
+    assert torch.equal(mu, torch.tensor([[[0.5], [0.5], [1.0]]]))
+    assert torch.equal(cov, torch.tensor([[[0.25, 0.25, 0.0], [0.25, 0.25, 0.0], [0.0, 0.0, 0.0]]]))
+    batch = torch.rand(2, 3, 4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    mu, cov = color_statistics(batch)
+    for n in range(2):
+        pixels = batch[n].reshape(3, -1).numpy()
+        assert np.allclose(mu[n, :, 0].numpy(), pixels.mean(axis=1))
+        assert np.allclose(cov[n].numpy(), np.cov(pixels, bias=True))
+    with pytest.raises(ValueError, match="color_statistics"):
+        color_statistics(torch.rand(1, 4, 2, 2))

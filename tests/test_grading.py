@@ -18,6 +18,7 @@ import torch
 
 import nstlab
 from nstlab import checks, cli, color, grading, losses
+from nstlab.ssim import gaussian_window
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -153,7 +154,8 @@ def test_every_reference_solution_passes_its_hidden_tests(tmp_path, capsys):
             continue
         nb = json.loads(written[ex.notebook].read_text())
         (cell,) = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == ex.function]
-        namespace = {"torch": torch, "nstlab": nstlab, "checks": checks, "color": color, "losses": losses}
+        namespace = {"torch": torch, "F": torch.nn.functional, "gaussian_window": gaussian_window, "nstlab": nstlab,
+                     "checks": checks, "color": color, "losses": losses}  # what the notebooks import
         exec(_source(cell), namespace)
         exec(ex.hidden, namespace)
         assert "passes on the notebook's inputs and on hidden ones" in capsys.readouterr().out
@@ -230,6 +232,10 @@ WRONG = {
     "my_shifted_gram": "n, c, h, w = feat.shape\nf = feat.reshape(n, c, h * w)\nreturn f @ f.transpose(1, 2) + shift",
     "my_chained_gram": "b = torch.nn.functional.interpolate(feat_b, size=feat_a.shape[-2:], mode='nearest')\n"
                        "return feat_a.flatten(2) @ b.flatten(2).transpose(1, 2)",
+    "my_local_moments": "mu = x.mean(dim=(2, 3), keepdim=True)\n"  # global moments: no window
+                        "return mu, ((x - mu) ** 2).mean(dim=(2, 3), keepdim=True)",
+    "my_color_statistics": "x = img.flatten(2)\nmu = x.mean(dim=2, keepdim=True)\n"  # the sample covariance
+                           "return mu, (x - mu) @ (x - mu).transpose(1, 2) / (x.shape[2] - 1)",
     "my_ssim": "mu_x, mu_y = x.mean(dim=(2, 3)), y.mean(dim=(2, 3))\n"  # global means: no window, no structure
                "return ((2 * mu_x * mu_y + k1**2) / (mu_x**2 + mu_y**2 + k1**2)).mean(dim=1)",
     "my_rgb_to_yiq": "return torch.einsum('ji,njhw->nihw', color.YIQ_FROM_RGB.to(img.dtype), img)",  # transposed
