@@ -295,7 +295,7 @@ def test_a_term_with_nbgrader_grades_right_and_wrong_and_survives_misbehaviour(t
     """Export, release, answer, autograde: full points for the reference solutions, none for typical mistakes, in
     every notebook with exercises; code that never ends, raises or floods the output loses its points, and the
     batch goes on. The grading kernels run in smoke mode with the untrained network although the environment
-    sets neither: the exported config does. About 4 minutes on the build machine."""
+    sets neither: the exported config does. About 6 minutes on the build machine (2 cores)."""
     pytest.importorskip("nbgrader")
     course = tmp_path / "class"
     written = grading.export_nbgrader(course)
