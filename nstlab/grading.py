@@ -227,9 +227,10 @@ def with_solution(source: str, solution: str) -> str:
     Returns: the source with ``### BEGIN SOLUTION``, the solution and ``### END SOLUTION`` at the stub's indentation.
     """
     lines = source.split("\n")
-    (at,) = _stub_at(lines) or [None]
-    if at is None or len(_stub_at(lines)) != 1:
+    found = _stub_at(lines)
+    if len(found) != 1:
         raise ValueError(f"with_solution: the cell must hold the stub {STUB!r} once: {source[:80]!r}...")
+    (at,) = found
     indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
     body = [indent + line if line else "" for line in textwrap.dedent(solution).strip("\n").split("\n")]
     return "\n".join([*lines[:at], indent + "### BEGIN SOLUTION", *body, indent + "### END SOLUTION", *lines[at + 2:]])

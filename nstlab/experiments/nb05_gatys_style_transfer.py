@@ -33,6 +33,7 @@ from .common import (
     plot_runs,
     run_variants,
 )
+from .nb02_content_loss import optimize_pixels
 
 
 GATYS_COMPARISONS: dict[str, dict[str, dict[str, Any]]] = {
@@ -273,8 +274,8 @@ def gatys_loop(
 
     The objective is the gatys preset's (``stylize``'s normalised losses): every term divided by its value
     for an all-zero feature map or Gram, so it is a relative error, and the TV term a mean:
-    total = alpha * content + beta * style + gamma * tv. The optimiser is ``stylize``'s: L-BFGS with one
-    evaluation per step, 100 stored pairs, step 1, zero tolerances, the pixels left free (not clamped).
+    total = alpha * content + beta * style + gamma * tv. The loop is :func:`optimize_pixels` (notebook 02's) with
+    ``stylize``'s L-BFGS: one evaluation per step, 100 stored pairs, step 1, zero tolerances, the pixels left free.
 
     Inputs: x0: (1, 3, H, W) starting image (the content image for the gatys preset); vgg: the frozen
     network; P, A: from :func:`gatys_targets` (A may be empty: texture synthesis; P too: no content term);
@@ -282,27 +283,18 @@ def gatys_loop(
     ``nstlab.losses``' with their defaults: 1/2 sum (F - P)^2, unnormalised Gram, L1 total variation).
     Returns: (the image clamped to [0, 1], the total loss of every step).
     """
-    x = x0.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([x], lr=1, max_iter=1, history_size=100, tolerance_grad=0, tolerance_change=0)
-    _, c, h, w = x.shape
+    _, c, h, w = x0.shape
     n_tv = c * (h * (w - 1) + (h - 1) * w)  # the number of neighbour differences: tv_loss / n_tv is their mean
-    history: list[float] = []
 
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
+    def objective(x: torch.Tensor) -> torch.Tensor:
         feats = vgg(x)
         content = sum(content_loss(feats[l], p) / content_loss(torch.zeros_like(p), p) for l, p in P.items())
         style = sum(((gram_matrix(feats[l]) / _positions(feats[l]) - a) ** 2).sum() / (a**2).sum()
                     for l, a in A.items())
-        total = (alpha * content / max(len(P), 1) + beta * style / max(len(A), 1)
-                 + gamma * tv_loss(x) / n_tv)
-        total.backward()
-        history.append(float(total.detach()))
-        return total
+        return (alpha * content / max(len(P), 1) + beta * style / max(len(A), 1)
+                + gamma * tv_loss(x) / n_tv)
 
-    for _ in range(steps):
-        optimizer.step(closure)
-    return x.detach().clamp(0, 1), history
+    return optimize_pixels(objective, x0, steps, "lbfgs")
 
 
 def loop_agreement(history: Sequence[float], reference: Sequence[float]) -> dict[str, float]:
